@@ -2,8 +2,187 @@
 //! `services/services.toml`. `main` only parses the command line and dispatches.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod build;
+mod codegen;
+mod dockerfile;
+mod doctor;
+mod engine;
 mod error;
+mod git;
 mod manifest;
+mod process;
+mod progress;
 mod reference;
+mod registry;
 
-fn main() {}
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::bad_input;
+use crate::manifest::{Manifest, Platform};
+
+/// Release orchestrator for the BattleScope services.
+#[derive(Parser)]
+#[command(name = "cargo xtask", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build service images with docker buildx (default: every service, the engine's platform,
+    /// loaded into the local engine, tagged vX.Y.Z-dev-<short sha>).
+    Build(BuildArgs),
+    /// Check the engine, buildx, builder platforms, QEMU, registry and linters.
+    Doctor {
+        /// Registry host to check instead of the manifest's.
+        #[arg(long, value_name = "HOST[:PORT]")]
+        registry: Option<String>,
+        /// buildx builder to inspect instead of the current one.
+        #[arg(long, value_name = "NAME", env = "XTASK_BUILDER")]
+        builder: Option<String>,
+    },
+    /// Write the generated docker/<service>.Dockerfile files from services/services.toml.
+    Dockerfiles {
+        /// Change nothing; fail if a generated Dockerfile is stale, naming each one.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+#[derive(Args)]
+struct BuildArgs {
+    /// Service to build (repeatable; default: every service in services/services.toml).
+    #[arg(long = "service", value_name = "S")]
+    services: Vec<String>,
+    /// Platforms to build, comma-separated (default: the engine's own).
+    #[arg(long, value_name = "P,...", value_delimiter = ',')]
+    platform: Vec<String>,
+    /// Push the images to the registry instead of loading them into the local engine.
+    #[arg(long)]
+    push: bool,
+    /// Registry host to use instead of the manifest's (the organization is kept).
+    #[arg(long, value_name = "HOST[:PORT]", env = "XTASK_REGISTRY")]
+    registry: Option<String>,
+    /// Network for RUN steps (`host` where the engine has no bridge network).
+    #[arg(long, value_name = "MODE", env = "XTASK_BUILD_NETWORK")]
+    network: Option<String>,
+    /// Registry that mirrors every base image under its usual path (a pull-through cache).
+    #[arg(long, value_name = "HOST[:PORT]", env = "XTASK_BASE_MIRROR")]
+    base_mirror: Option<String>,
+    /// buildx builder to use instead of the current one (for example one with native arm64 nodes).
+    #[arg(long, value_name = "NAME", env = "XTASK_BUILDER")]
+    builder: Option<String>,
+    /// How many services build at once (default: the number of cores, at most 4).
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+    /// Print the plan (every command) and run nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Machine-readable output on stdout: the plan with --dry-run, else the images built.
+    #[arg(long)]
+    json: bool,
+}
+
+impl BuildArgs {
+    /// The domain request, validated: bad values are bad input (exit 2) before anything runs.
+    fn request(&self) -> anyhow::Result<build::BuildRequest> {
+        let platforms = if self.platform.is_empty() {
+            None
+        } else {
+            let parsed = self
+                .platform
+                .iter()
+                .map(|text| Platform::parse(text).ok_or_else(|| bad_input(format!("--platform: unknown platform `{text}`; use linux/amd64 and/or linux/arm64"))))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            Some(parsed)
+        };
+        for (flag, host) in [("--registry", &self.registry), ("--base-mirror", &self.base_mirror)] {
+            if let Some(host) = host {
+                reference::validate_registry_host(host).map_err(|message| bad_input(format!("{flag}: {message}")))?;
+            }
+        }
+        Ok(build::BuildRequest {
+            services: self.services.clone(),
+            platforms,
+            push: self.push,
+            registry: self.registry.clone(),
+            network: self.network.clone(),
+            base_mirror: self.base_mirror.clone(),
+            builder: self.builder.clone(),
+        })
+    }
+}
+
+fn run_build(root: &std::path::Path, manifest: &Manifest, args: &BuildArgs) -> anyhow::Result<()> {
+    let request = args.request()?;
+    let revision = git::head_revision(root)?;
+    let capabilities = engine::detect(root, request.builder.as_deref())?;
+    let mut dockerfiles = Vec::new();
+    for service in manifest.select(&request.services)? {
+        let path = service.dockerfile_path();
+        let text = std::fs::read_to_string(root.join(&path)).with_context(|| format!("read {path} (run `cargo xtask dockerfiles`)"))?;
+        dockerfiles.push((service.name.clone(), text));
+    }
+    let tag = build::dev_tag(manifest, &revision);
+    let plan = build::plan(manifest, &request, &tag, &revision, &capabilities, &dockerfiles)?;
+    if args.dry_run {
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&plan)?);
+        } else {
+            for step in plan.images.iter().flat_map(|image| &image.steps) {
+                println!("{step}");
+            }
+        }
+        return Ok(());
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+    let built = build::execute(root, &plan, args.jobs.unwrap_or(cores.min(4)))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&built)?);
+    } else {
+        for image in &built {
+            match &image.digest {
+                Some(digest) => println!("{}@{digest}", image.image),
+                None => println!("{}", image.image),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The repository root: `XTASK_ROOT` when set (tests run the tool on copies), else the parent
+/// of this crate.
+fn project_root() -> PathBuf {
+    std::env::var_os("XTASK_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf())
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let root = project_root();
+    let manifest = Manifest::load(&root)?;
+    match cli.command {
+        Command::Build(args) => run_build(&root, &manifest, &args),
+        Command::Doctor { registry, builder } => doctor::run(&root, &manifest, registry.as_deref(), builder.as_deref()),
+        Command::Dockerfiles { check } => {
+            let mode = if check { codegen::Mode::Check } else { codegen::Mode::Write };
+            codegen::run(&root, &manifest, mode)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(error::exit_code(&error) as u8)
+        }
+    }
+}

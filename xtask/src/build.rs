@@ -1,0 +1,264 @@
+//! `cargo xtask build`: plans one `docker buildx build` per service (or per service and
+//! platform, when the builder cannot do several at once), then runs the plan in parallel,
+//! bounded, with progress and a log per service.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+
+use crate::dockerfile;
+use crate::engine::Capabilities;
+use crate::git::Revision;
+use crate::manifest::{Manifest, Platform, Service};
+use crate::process::Cmd;
+use crate::progress::Progress;
+use crate::reference::ImageRef;
+
+/// Where build logs and buildx metadata files go, relative to the repository root.
+pub const WORK_DIR: &str = "target/xtask/build";
+
+/// What the user asked for, already validated.
+#[derive(Debug, Clone, Default)]
+pub struct BuildRequest {
+    pub services: Vec<String>,
+    /// `None`: the engine's own platform.
+    pub platforms: Option<Vec<Platform>>,
+    pub push: bool,
+    /// Replaces the manifest's registry host (organization kept).
+    pub registry: Option<String>,
+    /// `docker buildx build --network` (this project's machines need `host`).
+    pub network: Option<String>,
+    /// Registry host that serves every base image under its usual path.
+    pub base_mirror: Option<String>,
+    pub builder: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// One build for all platforms.
+    MultiPlatform,
+    /// One build per platform, tagged `<tag>-<arch>`; pushed ones are joined into an index.
+    PerPlatform,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildPlan {
+    pub builder: String,
+    pub strategy: Strategy,
+    pub images: Vec<ImageBuild>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageBuild {
+    pub service: String,
+    /// The reference the result is tagged with.
+    pub image: String,
+    pub platforms: Vec<Platform>,
+    pub push: bool,
+    pub steps: Vec<Cmd>,
+    /// buildx `--metadata-file` of the build whose digest names the result (none when the
+    /// result is joined from per-platform builds).
+    pub metadata_file: Option<String>,
+    pub log_file: String,
+}
+
+impl Serialize for Platform {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// The tag of a development build: `v3.0.0-dev-<short sha>` (R9).
+pub fn dev_tag(manifest: &Manifest, revision: &Revision) -> String {
+    format!("v{}-dev-{}", manifest.release.version, revision.short_sha)
+}
+
+/// `<registry>/<org>/<service>` with the registry override applied.
+pub fn repository(manifest: &Manifest, registry: Option<&str>, service: &Service) -> String {
+    format!("{}/{}/{}", registry.unwrap_or(&manifest.registry.host), manifest.registry.organization, service.name)
+}
+
+/// Computes every command of the build; no I/O. `dockerfiles` holds each selected service's
+/// Dockerfile text (its base images are redirected to the mirror).
+pub fn plan(
+    manifest: &Manifest,
+    request: &BuildRequest,
+    tag: &str,
+    revision: &Revision,
+    capabilities: &Capabilities,
+    dockerfiles: &[(String, String)],
+) -> anyhow::Result<BuildPlan> {
+    let platforms = match &request.platforms {
+        Some(platforms) => platforms.clone(),
+        None => vec![capabilities.native_platform().with_context(|| {
+            format!("the engine's platform {} is not one the naming rule knows; pass --platform linux/amd64 or linux/arm64", capabilities.native)
+        })?],
+    };
+    for platform in &platforms {
+        if !capabilities.can_target(*platform) {
+            bail!(
+                "builder `{}` cannot build {platform} (it builds {}): register QEMU for it (`scripts/provision.sh`, or `update-binfmts --enable qemu-aarch64`) or use a builder with a native {} node (--builder)",
+                capabilities.builder,
+                capabilities.platforms.join(", "),
+                platform.arch()
+            );
+        }
+    }
+    let several = platforms.len() > 1;
+    let strategy = if !several || (capabilities.multi_platform_build() && (request.push || capabilities.multi_platform_load())) {
+        Strategy::MultiPlatform
+    } else {
+        Strategy::PerPlatform
+    };
+    let label_version = tag.trim_start_matches('v');
+    let mut images = Vec::new();
+    for service in manifest.select(&request.services)? {
+        let dockerfile_path = service.dockerfile_path();
+        let text = dockerfiles.iter().find(|(name, _)| *name == service.name).map(|(_, text)| text.as_str()).unwrap_or_default();
+        let image = format!("{}:{tag}", repository(manifest, request.registry.as_deref(), service));
+        let mut common = Vec::new();
+        if let Some(builder) = &request.builder {
+            common.extend(["--builder".to_string(), builder.clone()]);
+        }
+        common.extend(["--file".to_string(), dockerfile_path]);
+        if let Some(network) = &request.network {
+            common.extend(["--network".to_string(), network.clone()]);
+        }
+        if let Some(mirror) = &request.base_mirror {
+            for base in dockerfile::base_images(text) {
+                let mirrored = ImageRef::parse(&base)
+                    .map_err(|message| anyhow::anyhow!("{}: base image `{base}`: {message}", service.dockerfile_path()))?
+                    .through_mirror(mirror);
+                common.extend(["--build-context".to_string(), format!("{base}=docker-image://{mirrored}")]);
+            }
+        }
+        for (name, value) in [("VERSION", label_version), ("REVISION", &revision.sha), ("CREATED", &revision.created)] {
+            common.extend(["--build-arg".to_string(), format!("{name}={value}")]);
+        }
+        let output = if request.push { "--push" } else { "--load" };
+        let buildx = |platforms: &[Platform], tag: &str, metadata: &str| {
+            let platform_list: Vec<&str> = platforms.iter().map(|platform| platform.as_str()).collect();
+            Cmd::new("docker")
+                .args(["buildx", "build", "--progress", "plain", "--platform", &platform_list.join(",")])
+                .args(common.iter().cloned())
+                .args(["--tag", tag, output, "--metadata-file", metadata, &service.path])
+        };
+        let metadata_file = format!("{WORK_DIR}/{}.metadata.json", service.name);
+        let (steps, metadata_file) = match strategy {
+            Strategy::MultiPlatform => (vec![buildx(&platforms, &image, &metadata_file)], Some(metadata_file)),
+            Strategy::PerPlatform => {
+                let mut steps: Vec<Cmd> = platforms
+                    .iter()
+                    .map(|platform| {
+                        let per_arch = format!("{image}-{}", platform.arch());
+                        buildx(&[*platform], &per_arch, &format!("{WORK_DIR}/{}-{}.metadata.json", service.name, platform.arch()))
+                    })
+                    .collect();
+                if request.push {
+                    // The registry joins the per-platform images into one index; no layer moves.
+                    let sources = platforms.iter().map(|platform| format!("{image}-{}", platform.arch()));
+                    steps.push(Cmd::new("docker").args(["buildx", "imagetools", "create", "--tag", &image]).args(sources));
+                }
+                (steps, None)
+            }
+        };
+        images.push(ImageBuild {
+            service: service.name.clone(),
+            image,
+            platforms: platforms.clone(),
+            push: request.push,
+            steps,
+            metadata_file,
+            log_file: format!("{WORK_DIR}/{}.log", service.name),
+        });
+    }
+    Ok(BuildPlan { builder: capabilities.builder.clone(), strategy, images })
+}
+
+/// What a finished build produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuiltImage {
+    pub service: String,
+    pub image: String,
+    /// The digest of the pushed or loaded image (an index for several platforms), when buildx
+    /// reported one.
+    pub digest: Option<String>,
+}
+
+/// Runs the plan with at most `jobs` services at once. After a failure no new service starts;
+/// the ones running finish, and every failure is reported together.
+pub fn execute(root: &Path, plan: &BuildPlan, jobs: usize) -> anyhow::Result<Vec<BuiltImage>> {
+    std::fs::create_dir_all(root.join(WORK_DIR)).with_context(|| format!("create {WORK_DIR}"))?;
+    let progress = Progress::new();
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let outcomes: Mutex<Vec<Option<anyhow::Result<BuiltImage>>>> = Mutex::new(plan.images.iter().map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, plan.images.len().max(1)) {
+            scope.spawn(|| {
+                while !failed.load(Ordering::SeqCst) {
+                    let index = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(image) = plan.images.get(index) else { break };
+                    let outcome = build_one(root, image, &progress);
+                    failed.fetch_or(outcome.is_err(), Ordering::SeqCst);
+                    outcomes.lock().unwrap()[index] = Some(outcome);
+                }
+            });
+        }
+    });
+    let (mut built, mut failures, mut not_started) = (Vec::new(), Vec::new(), Vec::new());
+    for (image, outcome) in plan.images.iter().zip(outcomes.into_inner().unwrap()) {
+        match outcome {
+            Some(Ok(done)) => built.push(done),
+            Some(Err(error)) => failures.push(format!("{}: {error:#}", image.service)),
+            None => not_started.push(image.service.as_str()),
+        }
+    }
+    if !failures.is_empty() {
+        let mut message = format!("{} of {} builds failed:\n{}", failures.len(), plan.images.len(), failures.join("\n"));
+        if !built.is_empty() {
+            let done: Vec<&str> = built.iter().map(|image| image.image.as_str()).collect();
+            message.push_str(&format!("\nbuilt: {}", done.join(", ")));
+        }
+        if !not_started.is_empty() {
+            message.push_str(&format!("\nnot started: {}", not_started.join(", ")));
+        }
+        bail!(message);
+    }
+    Ok(built)
+}
+
+fn build_one(root: &Path, image: &ImageBuild, progress: &Progress) -> anyhow::Result<BuiltImage> {
+    let platforms: Vec<&str> = image.platforms.iter().map(|platform| platform.arch()).collect();
+    let task = progress.start(&image.service, &format!("building {} for {}", image.image, platforms.join(", ")));
+    let log = root.join(&image.log_file);
+    std::fs::write(&log, "").with_context(|| format!("create {}", image.log_file))?;
+    for step in &image.steps {
+        let result = step.run_logged(root, &log, |line| {
+            // buildx's plain progress numbers its steps: `#7 [build 3/5] RUN npm ci`.
+            if line.starts_with('#') && line.contains('[') {
+                task.update(line);
+            }
+        });
+        if let Err(error) = result {
+            task.finish("FAILED");
+            return Err(error);
+        }
+    }
+    let digest = image
+        .metadata_file
+        .as_ref()
+        .and_then(|file| std::fs::read_to_string(root.join(file)).ok())
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|metadata| metadata["containerimage.digest"].as_str().map(str::to_string));
+    task.finish(if image.push { "pushed" } else { "built" });
+    Ok(BuiltImage { service: image.service.clone(), image: image.image.clone(), digest })
+}
+
+#[cfg(test)]
+mod tests;
