@@ -6,7 +6,6 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-
 use anyhow::{Context, bail};
 use serde::Serialize;
 
@@ -30,11 +29,17 @@ pub struct BuildRequest {
     pub push: bool,
     /// Replaces the manifest's registry host (organization kept).
     pub registry: Option<String>,
+    /// Replaces the manifest's organization.
+    pub organization: Option<String>,
     /// `docker buildx build --network` (this project's machines need `host`).
     pub network: Option<String>,
     /// Registry host that serves every base image under its usual path.
     pub base_mirror: Option<String>,
     pub builder: Option<String>,
+    /// Build every step again, ignoring the build cache.
+    pub no_cache: bool,
+    /// Read and write the build cache at `<repository>:buildcache` in the registry.
+    pub registry_cache: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -78,9 +83,11 @@ pub fn dev_tag(manifest: &Manifest, revision: &Revision) -> String {
     format!("v{}-dev-{}", manifest.release.version, revision.short_sha)
 }
 
-/// `<registry>/<org>/<service>` with the registry override applied.
-pub fn repository(manifest: &Manifest, registry: Option<&str>, service: &Service) -> String {
-    format!("{}/{}/{}", registry.unwrap_or(&manifest.registry.host), manifest.registry.organization, service.name)
+/// `<registry>/<org>/<service>` with the request's overrides applied.
+pub fn repository(manifest: &Manifest, request: &BuildRequest, service: &Service) -> String {
+    let registry = request.registry.as_deref().unwrap_or(&manifest.registry.host);
+    let organization = request.organization.as_deref().unwrap_or(&manifest.registry.organization);
+    format!("{registry}/{organization}/{}", service.name)
 }
 
 /// Computes every command of the build; no I/O. `dockerfiles` holds each selected service's
@@ -96,7 +103,10 @@ pub fn plan(
     let platforms = match &request.platforms {
         Some(platforms) => platforms.clone(),
         None => vec![capabilities.native_platform().with_context(|| {
-            format!("the engine's platform {} is not one the naming rule knows; pass --platform linux/amd64 or linux/arm64", capabilities.native)
+            format!(
+                "the engine's platform {} is not one the naming rule knows; pass --platform linux/amd64 or linux/arm64",
+                capabilities.native
+            )
         })?],
     };
     for platform in &platforms {
@@ -109,18 +119,29 @@ pub fn plan(
             );
         }
     }
+    if request.registry_cache && !capabilities.multi_platform_build() {
+        bail!(
+            "builder `{}` (driver docker on the classic image store) cannot export a registry cache: enable the containerd image store or use a docker-container builder (--builder), or drop --registry-cache",
+            capabilities.builder
+        );
+    }
     let several = platforms.len() > 1;
-    let strategy = if !several || (capabilities.multi_platform_build() && (request.push || capabilities.multi_platform_load())) {
-        Strategy::MultiPlatform
-    } else {
-        Strategy::PerPlatform
-    };
+    let strategy =
+        if !several || (capabilities.multi_platform_build() && (request.push || capabilities.multi_platform_load())) {
+            Strategy::MultiPlatform
+        } else {
+            Strategy::PerPlatform
+        };
     let label_version = tag.trim_start_matches('v');
     let mut images = Vec::new();
     for service in manifest.select(&request.services)? {
         let dockerfile_path = service.dockerfile_path();
-        let text = dockerfiles.iter().find(|(name, _)| *name == service.name).map(|(_, text)| text.as_str()).unwrap_or_default();
-        let image = format!("{}:{tag}", repository(manifest, request.registry.as_deref(), service));
+        let text = dockerfiles
+            .iter()
+            .find(|(name, _)| *name == service.name)
+            .map(|(_, text)| text.as_str())
+            .unwrap_or_default();
+        let image = format!("{}:{tag}", repository(manifest, request, service));
         let mut common = Vec::new();
         if let Some(builder) = &request.builder {
             common.extend(["--builder".to_string(), builder.clone()]);
@@ -132,10 +153,20 @@ pub fn plan(
         if let Some(mirror) = &request.base_mirror {
             for base in dockerfile::base_images(text) {
                 let mirrored = ImageRef::parse(&base)
-                    .map_err(|message| anyhow::anyhow!("{}: base image `{base}`: {message}", service.dockerfile_path()))?
+                    .map_err(|message| {
+                        anyhow::anyhow!("{}: base image `{base}`: {message}", service.dockerfile_path())
+                    })?
                     .through_mirror(mirror);
                 common.extend(["--build-context".to_string(), format!("{base}=docker-image://{mirrored}")]);
             }
+        }
+        if request.no_cache {
+            common.push("--no-cache".to_string());
+        }
+        if request.registry_cache {
+            let cache = format!("{}:buildcache", repository(manifest, request, service));
+            common.extend(["--cache-from".to_string(), format!("type=registry,ref={cache}")]);
+            common.extend(["--cache-to".to_string(), format!("type=registry,ref={cache},mode=max")]);
         }
         for (name, value) in [("VERSION", label_version), ("REVISION", &revision.sha), ("CREATED", &revision.created)] {
             common.extend(["--build-arg".to_string(), format!("{name}={value}")]);
@@ -156,13 +187,19 @@ pub fn plan(
                     .iter()
                     .map(|platform| {
                         let per_arch = format!("{image}-{}", platform.arch());
-                        buildx(&[*platform], &per_arch, &format!("{WORK_DIR}/{}-{}.metadata.json", service.name, platform.arch()))
+                        buildx(
+                            &[*platform],
+                            &per_arch,
+                            &format!("{WORK_DIR}/{}-{}.metadata.json", service.name, platform.arch()),
+                        )
                     })
                     .collect();
                 if request.push {
                     // The registry joins the per-platform images into one index; no layer moves.
                     let sources = platforms.iter().map(|platform| format!("{image}-{}", platform.arch()));
-                    steps.push(Cmd::new("docker").args(["buildx", "imagetools", "create", "--tag", &image]).args(sources));
+                    steps.push(
+                        Cmd::new("docker").args(["buildx", "imagetools", "create", "--tag", &image]).args(sources),
+                    );
                 }
                 (steps, None)
             }
@@ -197,7 +234,8 @@ pub fn execute(root: &Path, plan: &BuildPlan, jobs: usize) -> anyhow::Result<Vec
     let progress = Progress::new();
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
-    let outcomes: Mutex<Vec<Option<anyhow::Result<BuiltImage>>>> = Mutex::new(plan.images.iter().map(|_| None).collect());
+    let outcomes: Mutex<Vec<Option<anyhow::Result<BuiltImage>>>> =
+        Mutex::new(plan.images.iter().map(|_| None).collect());
     std::thread::scope(|scope| {
         for _ in 0..jobs.clamp(1, plan.images.len().max(1)) {
             scope.spawn(|| {
@@ -220,7 +258,8 @@ pub fn execute(root: &Path, plan: &BuildPlan, jobs: usize) -> anyhow::Result<Vec
         }
     }
     if !failures.is_empty() {
-        let mut message = format!("{} of {} builds failed:\n{}", failures.len(), plan.images.len(), failures.join("\n"));
+        let mut message =
+            format!("{} of {} builds failed:\n{}", failures.len(), plan.images.len(), failures.join("\n"));
         if !built.is_empty() {
             let done: Vec<&str> = built.iter().map(|image| image.image.as_str()).collect();
             message.push_str(&format!("\nbuilt: {}", done.join(", ")));

@@ -78,7 +78,10 @@ pub fn run(root: &Path, manifest: &Manifest, mode: Mode) -> anyhow::Result<()> {
         }
     }
     if !stale.is_empty() {
-        bail!("generated Dockerfiles are stale:\n  {}\nrun `{REGENERATE_COMMAND}` and commit the result", stale.join("\n  "));
+        bail!(
+            "generated Dockerfiles are stale:\n  {}\nrun `{REGENERATE_COMMAND}` and commit the result",
+            stale.join("\n  ")
+        );
     }
     if mode == Mode::Check {
         eprintln!("docker/*.Dockerfile are up to date");
@@ -127,7 +130,12 @@ mod tests {
         let source = repository_root();
         std::fs::create_dir_all(root.path().join("services")).unwrap();
         std::fs::copy(source.join("services/services.toml"), root.path().join("services/services.toml")).unwrap();
-        let manifest = Manifest::parse(&std::fs::read_to_string(source.join("services/services.toml")).unwrap(), "services.toml", None).unwrap();
+        let manifest = Manifest::parse(
+            &std::fs::read_to_string(source.join("services/services.toml")).unwrap(),
+            "services.toml",
+            None,
+        )
+        .unwrap();
         run(root.path(), &manifest, Mode::Write).unwrap();
         let frontend = root.path().join("docker/frontend.Dockerfile");
         std::fs::write(&frontend, "FROM busybox:latest\n").unwrap();

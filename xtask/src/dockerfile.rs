@@ -108,7 +108,8 @@ fn runtime_metadata(out: &mut String, manifest: &Manifest, service: &Service, ex
         ("source", quote(&manifest.project.source)),
         ("licenses", quote(&manifest.project.license)),
     ];
-    let labels: Vec<String> = labels.iter().map(|(key, value)| format!("org.opencontainers.image.{key}={value}")).collect();
+    let labels: Vec<String> =
+        labels.iter().map(|(key, value)| format!("org.opencontainers.image.{key}={value}")).collect();
     writeln!(out, "LABEL {}", labels.join(" \\\n      ")).unwrap();
     let port = service.port.to_string();
     let mut env: Vec<(&str, &str)> = extra_env.to_vec();
@@ -122,7 +123,12 @@ fn runtime_metadata(out: &mut String, manifest: &Manifest, service: &Service, ex
 fn runtime_tail(out: &mut String, service: &Service, probe: &[&str], command: &[&str]) {
     writeln!(out, "USER {RUNTIME_USER}").unwrap();
     writeln!(out, "EXPOSE {}", service.port).unwrap();
-    writeln!(out, "HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \\\n  CMD {}", exec_form(probe)).unwrap();
+    writeln!(
+        out,
+        "HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \\\n  CMD {}",
+        exec_form(probe)
+    )
+    .unwrap();
     writeln!(out, "CMD {}", exec_form(command)).unwrap();
 }
 
@@ -157,7 +163,10 @@ pub fn base_images(dockerfile: &str) -> Vec<String> {
         }
         let words: Vec<&str> = words.filter(|word| !word.starts_with("--")).collect();
         let Some(image) = words.first() else { continue };
-        if !stages.iter().any(|stage| stage.eq_ignore_ascii_case(image)) && *image != "scratch" && !bases.iter().any(|base| base == image) {
+        if !stages.iter().any(|stage| stage.eq_ignore_ascii_case(image))
+            && *image != "scratch"
+            && !bases.iter().any(|base| base == image)
+        {
             bases.push(image.to_string());
         }
         if let [_, as_word, name, ..] = words.as_slice() {
@@ -191,27 +200,38 @@ mod tests {
 
     #[test]
     fn static_site_with_nested_health_path() {
-        let manifest = manifest_with("name = \"frontend\"\ndescription = \"Web UI\"\nkind = \"static\"\npath = \"services/frontend\"\nport = 8080\nhealth = \"/status/health\"");
+        let manifest = manifest_with(
+            "name = \"frontend\"\ndescription = \"Web UI\"\nkind = \"static\"\npath = \"services/frontend\"\nport = 8080\nhealth = \"/status/health\"",
+        );
         insta::assert_snapshot!(render(&manifest, &manifest.services[0]).unwrap());
     }
 
     #[test]
     fn rust_service() {
-        let manifest = manifest_with("name = \"db-migrator\"\ndescription = \"Schema migrations\"\nkind = \"rust\"\npath = \"services/db-migrator\"\nport = 9000");
+        let manifest = manifest_with(
+            "name = \"db-migrator\"\ndescription = \"Schema migrations\"\nkind = \"rust\"\npath = \"services/db-migrator\"\nport = 9000",
+        );
         insta::assert_snapshot!(render(&manifest, &manifest.services[0]).unwrap());
     }
 
     #[test]
     fn hand_written_dockerfiles_are_not_rendered() {
-        let manifest = manifest_with("name = \"init\"\ndescription = \"Init\"\nkind = \"dockerfile\"\npath = \"services/init\"\nport = 9000");
+        let manifest = manifest_with(
+            "name = \"init\"\ndescription = \"Init\"\nkind = \"dockerfile\"\npath = \"services/init\"\nport = 9000",
+        );
         assert_eq!(render(&manifest, &manifest.services[0]), None);
     }
 
     #[test]
     fn manifest_text_cannot_escape_a_label() {
-        let manifest = manifest_with("name = \"x\"\ndescription = 'Say \"hi\" for $HOME \\ now'\nkind = \"node\"\npath = \"s\"\nport = 3000");
+        let manifest = manifest_with(
+            "name = \"x\"\ndescription = 'Say \"hi\" for $HOME \\ now'\nkind = \"node\"\npath = \"s\"\nport = 3000",
+        );
         let dockerfile = render(&manifest, &manifest.services[0]).unwrap();
-        assert!(dockerfile.contains(r#"org.opencontainers.image.description="Say \"hi\" for \$HOME \\ now""#), "{dockerfile}");
+        assert!(
+            dockerfile.contains(r#"org.opencontainers.image.description="Say \"hi\" for \$HOME \\ now""#),
+            "{dockerfile}"
+        );
     }
 
     #[test]

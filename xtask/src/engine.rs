@@ -58,16 +58,29 @@ pub fn detect(root: &Path, builder: Option<&str>) -> anyhow::Result<Capabilities
     if let Some(builder) = builder {
         inspect = inspect.args(["--builder", builder]);
     }
-    let inspect = inspect.read(root).context("inspect the buildx builder (is docker-buildx installed? `cargo xtask doctor` checks)")?;
-    let driver_status = docker().args(["info", "--format", "{{json .DriverStatus}}"]).read(root).context("read the engine's storage driver")?;
+    let inspect = inspect
+        .read(root)
+        .context("inspect the buildx builder (is docker-buildx installed? `cargo xtask doctor` checks)")?;
+    let driver_status = docker()
+        .args(["info", "--format", "{{json .DriverStatus}}"])
+        .read(root)
+        .context("read the engine's storage driver")?;
     let (builder, driver, platforms) = parse_buildx_inspect(&inspect);
-    Ok(Capabilities { builder, driver, platforms, native, containerd_store: driver_status.contains("io.containerd.snapshotter") })
+    Ok(Capabilities {
+        builder,
+        driver,
+        platforms,
+        native,
+        containerd_store: driver_status.contains("io.containerd.snapshotter"),
+    })
 }
 
 /// Name, driver and platforms from `docker buildx inspect` (the first node's platforms).
 pub fn parse_buildx_inspect(text: &str) -> (String, String, Vec<String>) {
     let field = |key: &str| {
-        text.lines().find_map(|line| line.strip_prefix(key).map(|rest| rest.trim_start_matches(':').trim().to_string())).unwrap_or_default()
+        text.lines()
+            .find_map(|line| line.strip_prefix(key).map(|rest| rest.trim_start_matches(':').trim().to_string()))
+            .unwrap_or_default()
     };
     let platforms = field("Platforms")
         .split(',')
@@ -107,7 +120,8 @@ Labels:
     #[test]
     fn classic_store_builds_and_loads_one_platform_at_a_time() {
         let (builder, driver, platforms) = parse_buildx_inspect(DOCKER_DRIVER);
-        let mut capabilities = Capabilities { builder, driver, platforms, native: "linux/amd64".into(), containerd_store: false };
+        let mut capabilities =
+            Capabilities { builder, driver, platforms, native: "linux/amd64".into(), containerd_store: false };
         assert!(!capabilities.multi_platform_build());
         capabilities.containerd_store = true;
         assert!(capabilities.multi_platform_build() && capabilities.multi_platform_load());

@@ -18,7 +18,15 @@ pub struct Revision {
 
 pub fn head_revision(root: &Path) -> anyhow::Result<Revision> {
     let line = Cmd::new("git")
-        .args(["-c", "log.showSignature=false", "log", "-1", "--format=%H %h %cd", "--abbrev=7", "--date=format-local:%Y-%m-%dT%H:%M:%SZ"])
+        .args([
+            "-c",
+            "log.showSignature=false",
+            "log",
+            "-1",
+            "--format=%H %h %cd",
+            "--abbrev=7",
+            "--date=format-local:%Y-%m-%dT%H:%M:%SZ",
+        ])
         .env("TZ", "UTC")
         .read(root)
         .context("read the current commit (the tool needs a git checkout with at least one commit)")?;
@@ -35,7 +43,8 @@ fn parse_revision(line: &str) -> Option<Revision> {
 mod tests {
     #[test]
     fn parses_log_line() {
-        let revision = super::parse_revision("0123456789abcdef0123456789abcdef01234567 0123456 2026-12-04T15:40:00Z").unwrap();
+        let revision =
+            super::parse_revision("0123456789abcdef0123456789abcdef01234567 0123456 2026-12-04T15:40:00Z").unwrap();
         assert_eq!(revision.short_sha, "0123456");
         assert_eq!(revision.created, "2026-12-04T15:40:00Z");
     }

@@ -68,6 +68,12 @@ struct BuildArgs {
     /// Registry host to use instead of the manifest's (the organization is kept).
     #[arg(long, value_name = "HOST[:PORT]", env = "XTASK_REGISTRY")]
     registry: Option<String>,
+    /// Organization to use instead of the manifest's.
+    #[arg(long, value_name = "ORG")]
+    organization: Option<String>,
+    /// Tag to give the images instead of vX.Y.Z-dev-<short sha>.
+    #[arg(long, value_name = "TAG")]
+    tag: Option<String>,
     /// Network for RUN steps (`host` where the engine has no bridge network).
     #[arg(long, value_name = "MODE", env = "XTASK_BUILD_NETWORK")]
     network: Option<String>,
@@ -77,6 +83,12 @@ struct BuildArgs {
     /// buildx builder to use instead of the current one (for example one with native arm64 nodes).
     #[arg(long, value_name = "NAME", env = "XTASK_BUILDER")]
     builder: Option<String>,
+    /// Build every step again, ignoring the build cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// Share the build cache through the registry (`<image>:buildcache`, mode=max), as CI does.
+    #[arg(long)]
+    registry_cache: bool,
     /// How many services build at once (default: the number of cores, at most 4).
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
@@ -97,10 +109,24 @@ impl BuildArgs {
             let parsed = self
                 .platform
                 .iter()
-                .map(|text| Platform::parse(text).ok_or_else(|| bad_input(format!("--platform: unknown platform `{text}`; use linux/amd64 and/or linux/arm64"))))
+                .map(|text| {
+                    Platform::parse(text).ok_or_else(|| {
+                        bad_input(format!("--platform: unknown platform `{text}`; use linux/amd64 and/or linux/arm64"))
+                    })
+                })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             Some(parsed)
         };
+        if let Some(organization) = &self.organization {
+            if organization.contains('/') || reference::validate_repository(organization).is_err() {
+                return Err(bad_input(format!(
+                    "--organization: `{organization}` is not a lowercase organization name"
+                )));
+            }
+        }
+        if let Some(tag) = &self.tag {
+            reference::validate_tag(tag).map_err(|message| bad_input(format!("--tag: {message}")))?;
+        }
         for (flag, host) in [("--registry", &self.registry), ("--base-mirror", &self.base_mirror)] {
             if let Some(host) = host {
                 reference::validate_registry_host(host).map_err(|message| bad_input(format!("{flag}: {message}")))?;
@@ -111,9 +137,12 @@ impl BuildArgs {
             platforms,
             push: self.push,
             registry: self.registry.clone(),
+            organization: self.organization.clone(),
             network: self.network.clone(),
             base_mirror: self.base_mirror.clone(),
             builder: self.builder.clone(),
+            no_cache: self.no_cache,
+            registry_cache: self.registry_cache,
         })
     }
 }
@@ -125,10 +154,11 @@ fn run_build(root: &std::path::Path, manifest: &Manifest, args: &BuildArgs) -> a
     let mut dockerfiles = Vec::new();
     for service in manifest.select(&request.services)? {
         let path = service.dockerfile_path();
-        let text = std::fs::read_to_string(root.join(&path)).with_context(|| format!("read {path} (run `cargo xtask dockerfiles`)"))?;
+        let text = std::fs::read_to_string(root.join(&path))
+            .with_context(|| format!("read {path} (run `cargo xtask dockerfiles`)"))?;
         dockerfiles.push((service.name.clone(), text));
     }
-    let tag = build::dev_tag(manifest, &revision);
+    let tag = args.tag.clone().unwrap_or_else(|| build::dev_tag(manifest, &revision));
     let plan = build::plan(manifest, &request, &tag, &revision, &capabilities, &dockerfiles)?;
     if args.dry_run {
         if args.json {

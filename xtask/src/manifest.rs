@@ -130,6 +130,7 @@ pub struct Service {
     pub path: String,
     pub port: u16,
     pub health: String,
+    #[allow(dead_code, reason = "validated now; the release edits these files")]
     pub kubernetes: Vec<String>,
     pub env: Vec<EnvVar>,
     /// Runtime base image as written (`node:20-alpine`); `None` for a hand-written Dockerfile.
@@ -148,6 +149,7 @@ impl Service {
 }
 
 #[derive(Debug, Clone)]
+#[allow(dead_code, reason = "description and required are validated now; the registry README shows them")]
 pub struct EnvVar {
     pub name: String,
     pub description: String,
@@ -169,7 +171,7 @@ impl Manifest {
     pub fn parse(text: &str, file: &str, root: Option<&Path>) -> Result<Manifest, ManifestError> {
         let raw: RawManifest = toml::from_str(text).map_err(|error| {
             let line = error.span().map_or(1, |span| line_of(text, span.start));
-            let key = error.message().split('`').nth(1).unwrap_or("").to_string();
+            let key = parse_error_key(error.message(), text.lines().nth(line - 1).unwrap_or(""));
             let fix = if error.message().starts_with("unknown field") {
                 "remove the key or correct its spelling (README.md lists every key)"
             } else if error.message().starts_with("missing field") {
@@ -177,7 +179,10 @@ impl Manifest {
             } else {
                 "correct the value (README.md lists every key and its type)"
             };
-            ManifestError::single(file, Problem { line, key, message: error.message().trim().to_string(), fix: fix.into() })
+            ManifestError::single(
+                file,
+                Problem { line, key, message: error.message().trim().to_string(), fix: fix.into() },
+            )
         })?;
         let mut check = Checker { text, problems: Vec::new(), root };
         let manifest = check.manifest(raw);
@@ -230,13 +235,28 @@ impl fmt::Display for ManifestError {
         let count = self.problems.len();
         write!(f, "{} has {count} problem{}", self.file, if count == 1 { "" } else { "s" })?;
         for problem in &self.problems {
-            write!(f, "\n  {}:{}: `{}`: {}\n    fix: {}", self.file, problem.line, problem.key, problem.message, problem.fix)?;
+            write!(
+                f,
+                "\n  {}:{}: {}: {}\n    fix: {}",
+                self.file, problem.line, problem.key, problem.message, problem.fix
+            )?;
         }
         Ok(())
     }
 }
 
 impl std::error::Error for ManifestError {}
+
+/// The key a TOML error is about: the one a missing-field message names, else the key written
+/// on the offending line.
+fn parse_error_key(message: &str, line: &str) -> String {
+    let named = message.split('`').nth(1).unwrap_or_default();
+    let written = line.split_once('=').map(|(key, _)| key.trim());
+    match written {
+        Some(key) if !message.starts_with("missing field") => format!("key `{key}`"),
+        _ => format!("key `{named}`"),
+    }
+}
 
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
@@ -311,7 +331,13 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    fn problem<T>(&mut self, at: &Spanned<T>, key: impl Into<String>, message: impl Into<String>, fix: impl Into<String>) {
+    fn problem<T>(
+        &mut self,
+        at: &Spanned<T>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
         self.problems.push(Problem {
             line: line_of(self.text, at.span().start),
             key: key.into(),
@@ -321,9 +347,17 @@ impl Checker<'_> {
     }
 
     fn manifest(&mut self, raw: RawManifest) -> Manifest {
-        let project = Project { source: self.one_line(&raw.project.source, "project.source"), license: self.one_line(&raw.project.license, "project.license") };
+        let project = Project {
+            source: self.one_line(&raw.project.source, "key `project.source`"),
+            license: self.one_line(&raw.project.license, "key `project.license`"),
+        };
         if !project.source.starts_with("https://") {
-            self.problem(&raw.project.source, "project.source", format!("`{}` is not an https URL", project.source), "give the repository's https URL");
+            self.problem(
+                &raw.project.source,
+                "key `project.source`",
+                format!("`{}` is not an https URL", project.source),
+                "give the repository's https URL",
+            );
         }
         let registry = self.registry(&raw.registry);
         let release = self.release(&raw.release);
@@ -331,23 +365,38 @@ impl Checker<'_> {
         for raw_service in &raw.service {
             let service = self.service(raw_service);
             if services.iter().any(|earlier| earlier.name == service.name) {
-                self.problem(&raw_service.get_ref().name, "name", format!("service name `{}` is used twice", service.name), "give each service its own name");
+                self.problem(
+                    &raw_service.get_ref().name,
+                    "name",
+                    format!("service name `{}` is used twice", service.name),
+                    "give each service its own name",
+                );
             }
             services.push(service);
         }
         if raw.service.is_empty() {
-            self.problems.push(Problem { line: 1, key: "service".into(), message: "no [[service]] is declared".into(), fix: "add a [[service]] table (README.md shows one)".into() });
+            self.problems.push(Problem {
+                line: 1,
+                key: "service".into(),
+                message: "no [[service]] is declared".into(),
+                fix: "add a [[service]] table (README.md shows one)".into(),
+            });
         }
         Manifest { project, registry, release, services }
     }
 
     fn registry(&mut self, raw: &RawRegistry) -> Registry {
         if let Err(message) = reference::validate_registry_host(raw.host.get_ref()) {
-            self.problem(&raw.host, "registry.host", message, "use a host such as `docker.io` or `ghcr.io`");
+            self.problem(&raw.host, "key `registry.host`", message, "use a host such as `docker.io` or `ghcr.io`");
         }
         let organization = raw.organization.get_ref();
         if organization.contains('/') || reference::validate_repository(organization).is_err() {
-            self.problem(&raw.organization, "registry.organization", format!("`{organization}` is not a lowercase organization name"), "use lowercase letters, digits and single '-', '_' or '.' (for example `battlescope`)");
+            self.problem(
+                &raw.organization,
+                "key `registry.organization`",
+                format!("`{organization}` is not a lowercase organization name"),
+                "use lowercase letters, digits and single '-', '_' or '.' (for example `battlescope`)",
+            );
         }
         Registry { host: raw.host.get_ref().clone(), organization: organization.clone() }
     }
@@ -357,25 +406,54 @@ impl Checker<'_> {
         let version = match semver::Version::parse(text) {
             Ok(version) if version.build.is_empty() => version,
             Ok(_) => {
-                self.problem(&raw.version, "release.version", format!("`{text}` has build metadata, which image tags cannot carry"), "remove the `+...` part");
+                self.problem(
+                    &raw.version,
+                    "key `release.version`",
+                    format!("`{text}` has build metadata, which image tags cannot carry"),
+                    "remove the `+...` part",
+                );
                 semver::Version::new(0, 0, 0)
             }
             Err(error) => {
-                let hint = if text.starts_with('v') { "write it without the leading `v` (the `v` is added to tags)" } else { "write MAJOR.MINOR.PATCH, for example `3.0.0`" };
-                self.problem(&raw.version, "release.version", format!("`{text}` is not a semantic version: {error}"), hint);
+                let hint = if text.starts_with('v') {
+                    "write it without the leading `v` (the `v` is added to tags)"
+                } else {
+                    "write MAJOR.MINOR.PATCH, for example `3.0.0`"
+                };
+                self.problem(
+                    &raw.version,
+                    "key `release.version`",
+                    format!("`{text}` is not a semantic version: {error}"),
+                    hint,
+                );
                 semver::Version::new(0, 0, 0)
             }
         };
         let mut platforms = Vec::new();
         for entry in raw.platforms.get_ref() {
             match Platform::parse(entry.get_ref()) {
-                Some(platform) if platforms.contains(&platform) => self.problem(entry, "release.platforms", format!("`{platform}` is listed twice"), "list each platform once"),
+                Some(platform) if platforms.contains(&platform) => self.problem(
+                    entry,
+                    "key `release.platforms`",
+                    format!("`{platform}` is listed twice"),
+                    "list each platform once",
+                ),
                 Some(platform) => platforms.push(platform),
-                None => self.problem(entry, "release.platforms", format!("unknown platform `{}`", entry.get_ref()), "use `linux/amd64` and/or `linux/arm64` (the architectures of the naming rule)"),
+                None => self.problem(
+                    entry,
+                    "key `release.platforms`",
+                    format!("unknown platform `{}`", entry.get_ref()),
+                    "use `linux/amd64` and/or `linux/arm64` (the architectures of the naming rule)",
+                ),
             }
         }
         if raw.platforms.get_ref().is_empty() {
-            self.problem(&raw.platforms, "release.platforms", "no platform is listed", "list `linux/amd64` and `linux/arm64`");
+            self.problem(
+                &raw.platforms,
+                "key `release.platforms`",
+                "no platform is listed",
+                "list `linux/amd64` and `linux/arm64`",
+            );
         }
         Release { version, platforms }
     }
@@ -384,35 +462,53 @@ impl Checker<'_> {
         let raw = raw.get_ref();
         let name = raw.name.get_ref().clone();
         if !is_kebab_case(&name) || name.len() > 63 {
-            self.problem(&raw.name, "name", format!("service name `{name}` is not kebab-case"), "use lowercase words joined by single hyphens, starting with a letter, at most 63 characters (for example `battle-service`)");
+            self.problem(&raw.name, "key `name`", format!("service name `{name}` is not kebab-case"), "use lowercase words joined by single hyphens, starting with a letter, at most 63 characters (for example `battle-service`)");
         }
-        let key = |key: &str| format!("service `{name}`: {key}");
+        let key = |key: &str| format!("service `{name}`, key `{key}`");
         let description = self.one_line(&raw.description, &key("description"));
         let kind = *raw.kind.get_ref();
         let path = self.relative_path(&raw.path, &key("path"), PathKind::Directory);
         let port = match u16::try_from(*raw.port.get_ref()) {
             Ok(port) if port >= 1024 => port,
             Ok(port) if port >= 1 => {
-                self.problem(&raw.port, key("port"), format!("port {port} is privileged: the service runs as uid 1001 and cannot bind it"), "use a port from 1024 to 65535 (for example 3000 or 8080)");
+                self.problem(
+                    &raw.port,
+                    key("port"),
+                    format!("port {port} is privileged: the service runs as uid 1001 and cannot bind it"),
+                    "use a port from 1024 to 65535 (for example 3000 or 8080)",
+                );
                 port
             }
             _ => {
-                self.problem(&raw.port, key("port"), format!("port {} is out of range", raw.port.get_ref()), "use a port from 1024 to 65535");
+                self.problem(
+                    &raw.port,
+                    key("port"),
+                    format!("port {} is out of range", raw.port.get_ref()),
+                    "use a port from 1024 to 65535",
+                );
                 0
             }
         };
         let health = match &raw.health {
             Some(health) => {
                 let text = health.get_ref();
-                let valid = text.starts_with('/') && !text.contains("..") && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-_.".contains(&b));
+                let valid = text.starts_with('/')
+                    && !text.contains("..")
+                    && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-_.".contains(&b));
                 if !valid {
-                    self.problem(health, key("health"), format!("`{text}` is not a plain URL path"), "use an absolute path of letters, digits, '/', '-', '_' and '.', for example `/health`");
+                    self.problem(
+                        health,
+                        key("health"),
+                        format!("`{text}` is not a plain URL path"),
+                        "use an absolute path of letters, digits, '/', '-', '_' and '.', for example `/health`",
+                    );
                 }
                 text.clone()
             }
             None => "/health".to_string(),
         };
-        let kubernetes = raw.kubernetes.iter().map(|entry| self.relative_path(entry, &key("kubernetes"), PathKind::File)).collect();
+        let kubernetes =
+            raw.kubernetes.iter().map(|entry| self.relative_path(entry, &key("kubernetes"), PathKind::File)).collect();
         let env = self.env(&raw.env, &name);
         let base = match &raw.base {
             Some(base) => Some(self.base_image(base, &key("base"))),
@@ -425,14 +521,24 @@ impl Checker<'_> {
         if kind == Kind::Dockerfile {
             for (given, which) in [(&raw.base, "base"), (&raw.build_base, "build_base")] {
                 if let Some(given) = given {
-                    self.problem(given, key(which), "a hand-written Dockerfile names its own base images", format!("remove `{which}` or change `kind`"));
+                    self.problem(
+                        given,
+                        key(which),
+                        "a hand-written Dockerfile names its own base images",
+                        format!("remove `{which}` or change `kind`"),
+                    );
                 }
             }
         }
         let main = match &raw.main {
             Some(main) => {
                 if kind != Kind::Node {
-                    self.problem(main, key("main"), format!("`main` only applies to kind `node`, not `{}`", kind.as_str()), "remove `main`");
+                    self.problem(
+                        main,
+                        key("main"),
+                        format!("`main` only applies to kind `node`, not `{}`", kind.as_str()),
+                        "remove `main`",
+                    );
                 }
                 let joined = Spanned::new(main.span(), format!("{}/{}", raw.path.get_ref(), main.get_ref()));
                 self.relative_path(&joined, &key("main"), PathKind::File);
@@ -448,21 +554,41 @@ impl Checker<'_> {
         for entry in raw {
             let entry = entry.get_ref();
             let name = entry.name.get_ref().clone();
-            let key = format!("service `{service}`: env `{name}`");
+            let key = format!("service `{service}`, env `{name}`");
             let valid_name = name.bytes().next().is_some_and(|b| b.is_ascii_uppercase() || b == b'_')
                 && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
             if !valid_name {
-                self.problem(&entry.name, &key, format!("`{name}` is not an environment variable name"), "use uppercase letters, digits and '_', for example `DATABASE_URL`");
+                self.problem(
+                    &entry.name,
+                    &key,
+                    format!("`{name}` is not an environment variable name"),
+                    "use uppercase letters, digits and '_', for example `DATABASE_URL`",
+                );
             } else if name == "PORT" {
-                self.problem(&entry.name, &key, "`PORT` comes from the service's `port`", "remove this entry; set `port` instead");
+                self.problem(
+                    &entry.name,
+                    &key,
+                    "`PORT` comes from the service's `port`",
+                    "remove this entry; set `port` instead",
+                );
             } else if env.iter().any(|earlier| earlier.name == name) {
                 self.problem(&entry.name, &key, format!("`{name}` is listed twice"), "list each variable once");
             }
             let description = self.one_line(&entry.description, &key);
             let default = entry.default.as_ref().map(|default| self.one_line(default, &key));
             match (&default, entry.required) {
-                (Some(_), true) => self.problem(&entry.name, &key, "has both a default and `required = true`", "keep one: a required variable has no default"),
-                (None, false) => self.problem(&entry.name, &key, "has neither a default nor `required = true`", "add `default = \"...\"` or `required = true`"),
+                (Some(_), true) => self.problem(
+                    &entry.name,
+                    &key,
+                    "has both a default and `required = true`",
+                    "keep one: a required variable has no default",
+                ),
+                (None, false) => self.problem(
+                    &entry.name,
+                    &key,
+                    "has neither a default nor `required = true`",
+                    "add `default = \"...\"` or `required = true`",
+                ),
                 _ => {}
             }
             env.push(EnvVar { name, description, default, required: entry.required });
@@ -475,12 +601,18 @@ impl Checker<'_> {
         let text = raw.get_ref();
         match ImageRef::parse(text) {
             Err(message) => self.problem(raw, key, message, "write a reference such as `node:20-alpine`"),
-            Ok(image) if image.tag.is_none() && image.digest.is_none() => {
-                self.problem(raw, key, format!("`{text}` has no tag, so it means `latest`"), "pin a version tag, for example `node:20-alpine`")
-            }
-            Ok(image) if image.tag.as_deref() == Some("latest") => {
-                self.problem(raw, key, format!("`{text}` uses `latest`, which changes under you"), "pin a version tag, for example `node:20-alpine`")
-            }
+            Ok(image) if image.tag.is_none() && image.digest.is_none() => self.problem(
+                raw,
+                key,
+                format!("`{text}` has no tag, so it means `latest`"),
+                "pin a version tag, for example `node:20-alpine`",
+            ),
+            Ok(image) if image.tag.as_deref() == Some("latest") => self.problem(
+                raw,
+                key,
+                format!("`{text}` uses `latest`, which changes under you"),
+                "pin a version tag, for example `node:20-alpine`",
+            ),
             Ok(_) => {}
         }
         text.clone()
@@ -494,7 +626,12 @@ impl Checker<'_> {
             && !text.contains('\\')
             && path.components().all(|component| matches!(component, Component::Normal(_) | Component::CurDir));
         if !inside {
-            self.problem(raw, key, format!("`{text}` is not a path inside the repository"), "use a relative path without `..`, for example `services/frontend`");
+            self.problem(
+                raw,
+                key,
+                format!("`{text}` is not a path inside the repository"),
+                "use a relative path without `..`, for example `services/frontend`",
+            );
         } else if let Some(root) = self.root {
             let full = root.join(path);
             let (exists, what) = match kind {
@@ -502,7 +639,12 @@ impl Checker<'_> {
                 PathKind::File => (full.is_file(), "file"),
             };
             if !exists {
-                self.problem(raw, key, format!("{what} `{text}` does not exist"), "create it, or correct the path (relative to the repository root)");
+                self.problem(
+                    raw,
+                    key,
+                    format!("{what} `{text}` does not exist"),
+                    "create it, or correct the path (relative to the repository root)",
+                );
             }
         }
         text.clone()
@@ -528,7 +670,9 @@ enum PathKind {
 
 fn is_kebab_case(name: &str) -> bool {
     name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.split('-').all(|word| !word.is_empty() && word.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && name
+            .split('-')
+            .all(|word| !word.is_empty() && word.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
 }
 
 #[cfg(test)]

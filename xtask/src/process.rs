@@ -30,11 +30,6 @@ impl Cmd {
         self
     }
 
-    pub fn arg(mut self, arg: impl Into<String>) -> Cmd {
-        self.args.push(arg.into());
-        self
-    }
-
     pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Cmd {
         self.args.extend(args.into_iter().map(Into::into));
         self
@@ -42,7 +37,11 @@ impl Cmd {
 
     fn command(&self, cwd: &Path) -> Command {
         let mut command = Command::new(&self.program);
-        command.args(&self.args).envs(self.env.iter().map(|(name, value)| (name, value))).current_dir(cwd).stdin(Stdio::null());
+        command
+            .args(&self.args)
+            .envs(self.env.iter().map(|(name, value)| (name, value)))
+            .current_dir(cwd)
+            .stdin(Stdio::null());
         command
     }
 
@@ -59,14 +58,15 @@ impl Cmd {
     /// Runs to completion, writing stdout and stderr line by line to `log` and handing each line
     /// to `on_line` (progress). A failure carries the command line, the log path and its tail.
     pub fn run_logged(&self, cwd: &Path, log: &Path, mut on_line: impl FnMut(&str)) -> anyhow::Result<()> {
-        let mut log_file = std::fs::OpenOptions::new().create(true).append(true).open(log).with_context(|| format!("open {}", log.display()))?;
+        let mut log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("open {}", log.display()))?;
         writeln!(log_file, "$ {self}")?;
-        let mut child = self
-            .command(cwd)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("start `{self}` (is `{}` installed? `cargo xtask doctor` checks)", self.program))?;
+        let mut child = self.command(cwd).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().with_context(|| {
+            format!("start `{self}` (is `{}` installed? `cargo xtask doctor` checks)", self.program)
+        })?;
         let (sender, receiver) = mpsc::channel::<String>();
         let readers = [
             child.stdout.take().map(|out| Box::new(out) as Box<dyn std::io::Read + Send>),
@@ -142,8 +142,18 @@ mod tests {
 
     #[test]
     fn display_quotes_only_what_a_shell_would_split() {
-        let cmd = Cmd::new("docker").args(["buildx", "build", "--build-arg", "CREATED=2026-01-01T00:00:00Z", "it's here", ""]);
-        assert_eq!(cmd.to_string(), r#"docker buildx build --build-arg CREATED=2026-01-01T00:00:00Z 'it'\''s here' ''"#);
+        let cmd = Cmd::new("docker").args([
+            "buildx",
+            "build",
+            "--build-arg",
+            "CREATED=2026-01-01T00:00:00Z",
+            "it's here",
+            "",
+        ]);
+        assert_eq!(
+            cmd.to_string(),
+            r#"docker buildx build --build-arg CREATED=2026-01-01T00:00:00Z 'it'\''s here' ''"#
+        );
     }
 
     #[test]
@@ -151,7 +161,10 @@ mod tests {
         let directory = tempfile::tempdir().unwrap();
         let log = directory.path().join("log");
         let mut seen = Vec::new();
-        let error = Cmd::new("sh").args(["-c", "echo one; echo two >&2; exit 3"]).run_logged(directory.path(), &log, |line| seen.push(line.to_string())).unwrap_err();
+        let error = Cmd::new("sh")
+            .args(["-c", "echo one; echo two >&2; exit 3"])
+            .run_logged(directory.path(), &log, |line| seen.push(line.to_string()))
+            .unwrap_err();
         let message = error.to_string();
         assert!(message.contains("`sh -c 'echo one; echo two >&2; exit 3'` failed"), "{message}");
         assert!(message.contains("    two"), "{message}");

@@ -37,16 +37,6 @@ impl Progress {
         }
         Task { name: name.to_string(), bar, started: Instant::now() }
     }
-
-    /// Prints a line above the bars (or plainly).
-    pub fn println(&self, text: &str) {
-        match &self.bars {
-            Some(bars) => {
-                let _ = bars.println(text);
-            }
-            None => eprintln!("{text}"),
-        }
-    }
 }
 
 impl Task {
@@ -60,7 +50,7 @@ impl Task {
     pub fn finish(&self, outcome: &str) {
         let line = format!("{}: {outcome} in {:.1}s", self.name, self.started.elapsed().as_secs_f64());
         match &self.bar {
-            Some(bar) => bar.finish_with_message(format!("{outcome}")),
+            Some(bar) => bar.finish_with_message(outcome.to_string()),
             None => eprintln!("{line}"),
         }
     }

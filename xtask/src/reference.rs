@@ -41,9 +41,7 @@ impl ImageRef {
             validate_tag(tag)?;
         }
         let (registry, repository) = match name.split_once('/') {
-            Some((first, remainder))
-                if first.contains('.') || first.contains(':') || first == "localhost" =>
-            {
+            Some((first, remainder)) if first.contains('.') || first.contains(':') || first == "localhost" => {
                 (first.to_string(), remainder.to_string())
             }
             _ => (DOCKER_HUB.to_string(), name.to_string()),
@@ -109,9 +107,9 @@ pub fn validate_registry_host(host: &str) -> Result<(), String> {
 pub fn validate_repository(repository: &str) -> Result<(), String> {
     let component_ok = |component: &str| {
         !component.is_empty()
-            && component.split(['.', '_', '-']).all(|part| {
-                !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-            })
+            && component
+                .split(['.', '_', '-'])
+                .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
     };
     if repository.len() > 255 || !repository.split('/').all(component_ok) {
         return Err(format!(
@@ -136,7 +134,9 @@ pub fn validate_tag(tag: &str) -> Result<(), String> {
 
 fn validate_digest(digest: &str) -> Result<(), String> {
     let valid = digest.split_once(':').is_some_and(|(algorithm, hex)| {
-        algorithm == "sha256" && hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        algorithm == "sha256"
+            && hex.len() == 64
+            && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
     });
     if valid { Ok(()) } else { Err(format!("digest `{digest}` is not `sha256:` followed by 64 lowercase hex digits")) }
 }

@@ -10,7 +10,11 @@ fn manifest() -> Manifest {
 }
 
 fn revision() -> Revision {
-    Revision { sha: "0123456789abcdef0123456789abcdef01234567".into(), short_sha: "0123456".into(), created: "2026-12-04T15:40:00Z".into() }
+    Revision {
+        sha: "0123456789abcdef0123456789abcdef01234567".into(),
+        short_sha: "0123456".into(),
+        created: "2026-12-04T15:40:00Z".into(),
+    }
 }
 
 fn containerd_engine() -> Capabilities {
@@ -58,19 +62,26 @@ fn multi_platform_push_through_a_mirror_on_the_host_network() {
         platforms: Some(vec![Platform::LinuxAmd64, Platform::LinuxArm64]),
         push: true,
         registry: Some("127.0.0.1:5000".into()),
+        organization: None,
         network: Some("host".into()),
         base_mirror: Some("127.0.0.1:5001".into()),
         builder: None,
+        no_cache: false,
+        registry_cache: true,
     };
     let plan = plan_for(&request, &containerd_engine()).unwrap();
     assert_eq!(plan.strategy, Strategy::MultiPlatform);
     assert_eq!(
         commands(&plan),
-        ["docker buildx build --progress plain --platform linux/amd64,linux/arm64 --file docker/battle-service.Dockerfile \
+        [
+            "docker buildx build --progress plain --platform linux/amd64,linux/arm64 --file docker/battle-service.Dockerfile \
           --network host --build-context node:20-alpine=docker-image://127.0.0.1:5001/library/node:20-alpine \
+          --cache-from type=registry,ref=127.0.0.1:5000/battlescope/battle-service:buildcache \
+          --cache-to type=registry,ref=127.0.0.1:5000/battlescope/battle-service:buildcache,mode=max \
           --build-arg VERSION=3.0.0-dev-0123456 --build-arg REVISION=0123456789abcdef0123456789abcdef01234567 \
           --build-arg CREATED=2026-12-04T15:40:00Z --tag 127.0.0.1:5000/battlescope/battle-service:v3.0.0-dev-0123456 \
-          --push --metadata-file target/xtask/build/battle-service.metadata.json services/battle-service"]
+          --push --metadata-file target/xtask/build/battle-service.metadata.json services/battle-service"
+        ]
     );
 }
 
@@ -104,7 +115,11 @@ fn classic_image_store_builds_each_platform_and_joins_them_in_the_registry() {
 fn classic_store_loads_each_platform_under_its_own_tag() {
     let mut capabilities = containerd_engine();
     capabilities.containerd_store = false;
-    let request = BuildRequest { services: vec!["frontend".into()], platforms: Some(Platform::ALL.to_vec()), ..BuildRequest::default() };
+    let request = BuildRequest {
+        services: vec!["frontend".into()],
+        platforms: Some(Platform::ALL.to_vec()),
+        ..BuildRequest::default()
+    };
     let commands = commands(&plan_for(&request, &capabilities).unwrap());
     assert_eq!(commands.len(), 2, "nothing to join when loading locally");
     assert!(commands[1].contains("frontend:v3.0.0-dev-0123456-arm64 --load"));

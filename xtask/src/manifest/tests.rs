@@ -56,28 +56,42 @@ fn the_repository_manifest_is_valid() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let manifest = Manifest::load(root).unwrap();
     let names: Vec<&str> = manifest.services.iter().map(|service| service.name.as_str()).collect();
-    assert_eq!(names, ["ingestion-service", "enrichment-service", "battle-service", "search-service", "notification-service", "frontend-bff", "frontend"]);
-    assert_eq!((manifest.registry.host.as_str(), manifest.registry.organization.as_str()), ("docker.io", "battlescope"));
+    assert_eq!(
+        names,
+        [
+            "ingestion-service",
+            "enrichment-service",
+            "battle-service",
+            "search-service",
+            "notification-service",
+            "frontend-bff",
+            "frontend"
+        ]
+    );
+    assert_eq!(
+        (manifest.registry.host.as_str(), manifest.registry.organization.as_str()),
+        ("docker.io", "battlescope")
+    );
     assert_eq!(manifest.release.version.to_string(), "3.0.0");
 }
 
 #[test]
 fn unknown_key_is_refused_with_its_line() {
     let text = VALID.replace("port = 3000", "port = 3000\nimagee = \"x\"");
-    let problem = only_problem(&text, 19, "imagee");
+    let problem = only_problem(&text, 19, "key `imagee`");
     assert!(problem.message.starts_with("unknown field `imagee`"), "{problem:?}");
     assert!(problem.fix.contains("remove the key"));
 }
 
 #[test]
 fn missing_key_is_named() {
-    let problem = only_problem(&VALID.replace("port = 3000\n", ""), 13, "port");
+    let problem = only_problem(&VALID.replace("port = 3000\n", ""), 13, "key `port`");
     assert!(problem.message.contains("missing field `port`"), "{problem:?}");
 }
 
 #[test]
 fn name_must_be_kebab_case() {
-    let problem = only_problem(&VALID.replace("\"battle-service\"\n", "\"Battle_Service\"\n"), 14, "name");
+    let problem = only_problem(&VALID.replace("\"battle-service\"\n", "\"Battle_Service\"\n"), 14, "key `name`");
     assert!(problem.message.contains("not kebab-case"));
     assert!(problem.fix.contains("single hyphens"));
 }
@@ -94,16 +108,21 @@ fn names_must_be_unique() {
 
 #[test]
 fn port_must_be_in_range_and_unprivileged() {
-    let problem = only_problem(&VALID.replace("port = 3000", "port = 70000"), 18, "service `battle-service`: port");
+    let problem =
+        only_problem(&VALID.replace("port = 3000", "port = 70000"), 18, "service `battle-service`, key `port`");
     assert!(problem.message.contains("70000 is out of range"));
-    let problem = only_problem(&VALID.replace("port = 3000", "port = 80"), 18, "service `battle-service`: port");
+    let problem = only_problem(&VALID.replace("port = 3000", "port = 80"), 18, "service `battle-service`, key `port`");
     assert!(problem.message.contains("privileged"));
 }
 
 #[test]
 fn paths_must_stay_inside_the_repository() {
     for path in ["../elsewhere", "/etc", "services/../../x", ""] {
-        let problem = only_problem(&VALID.replace("\"services/battle-service\"", &format!("{path:?}")), 17, "service `battle-service`: path");
+        let problem = only_problem(
+            &VALID.replace("\"services/battle-service\"", &format!("{path:?}")),
+            17,
+            "service `battle-service`, key `path`",
+        );
         assert!(problem.message.contains("not a path inside the repository"), "{path}: {problem:?}");
     }
 }
@@ -120,66 +139,115 @@ fn paths_must_exist_when_a_root_is_given() {
 
 #[test]
 fn kind_must_be_known() {
-    let problem = only_problem(&VALID.replace("kind = \"node\"", "kind = \"nodejs\""), 16, "nodejs");
-    assert!(problem.message.contains("unknown variant `nodejs`, expected one of `node`, `static`, `rust`, `dockerfile`"), "{problem:?}");
+    let problem = only_problem(&VALID.replace("kind = \"node\"", "kind = \"nodejs\""), 16, "key `kind`");
+    assert!(
+        problem.message.contains("unknown variant `nodejs`, expected one of `node`, `static`, `rust`, `dockerfile`"),
+        "{problem:?}"
+    );
 }
 
 #[test]
 fn base_images_are_pinned_and_never_latest() {
     let with_base = |base: &str| VALID.replace("port = 3000", &format!("port = 3000\nbase = {base:?}"));
-    assert!(only_problem(&with_base("node"), 19, "service `battle-service`: base").message.contains("no tag"));
-    assert!(only_problem(&with_base("node:latest"), 19, "service `battle-service`: base").message.contains("`latest`"));
-    assert!(only_problem(&with_base("Node:20"), 19, "service `battle-service`: base").message.contains("repository"));
+    assert!(only_problem(&with_base("node"), 19, "service `battle-service`, key `base`").message.contains("no tag"));
+    assert!(
+        only_problem(&with_base("node:latest"), 19, "service `battle-service`, key `base`")
+            .message
+            .contains("`latest`")
+    );
+    assert!(
+        only_problem(&with_base("Node:20"), 19, "service `battle-service`, key `base`").message.contains("repository")
+    );
     Manifest::parse(&with_base("node:22-alpine"), "services.toml", None).unwrap();
 }
 
 #[test]
 fn version_is_semver_without_v() {
-    let problem = only_problem(&VALID.replace("\"3.0.0\"", "\"v3.0.0\""), 10, "release.version");
+    let problem = only_problem(&VALID.replace("\"3.0.0\"", "\"v3.0.0\""), 10, "key `release.version`");
     assert!(problem.fix.contains("without the leading `v`"));
-    let problem = only_problem(&VALID.replace("\"3.0.0\"", "\"3.0.0+build.1\""), 10, "release.version");
+    let problem = only_problem(&VALID.replace("\"3.0.0\"", "\"3.0.0+build.1\""), 10, "key `release.version`");
     assert!(problem.message.contains("build metadata"));
 }
 
 #[test]
 fn platforms_are_the_known_two() {
-    let problem = only_problem(&VALID.replace("\"linux/arm64\"]", "\"linux/s390x\"]"), 11, "release.platforms");
+    let problem = only_problem(&VALID.replace("\"linux/arm64\"]", "\"linux/s390x\"]"), 11, "key `release.platforms`");
     assert!(problem.message.contains("unknown platform `linux/s390x`"));
 }
 
 #[test]
 fn registry_and_organization_are_checked() {
-    let problem = only_problem(&VALID.replace("\"docker.io\"", "\"Docker.IO\""), 6, "registry.host");
+    let problem = only_problem(&VALID.replace("\"docker.io\"", "\"Docker.IO\""), 6, "key `registry.host`");
     assert!(problem.message.contains("lowercase host name"));
-    let problem = only_problem(&VALID.replace("\"battlescope\"", "\"Battle Scope\""), 7, "registry.organization");
+    let problem = only_problem(&VALID.replace("\"battlescope\"", "\"Battle Scope\""), 7, "key `registry.organization`");
     assert!(problem.message.contains("not a lowercase organization name"));
 }
 
 #[test]
 fn env_entries_are_checked() {
-    let env = |entry: &str| VALID.replace(
-        "{ name = \"DATABASE_URL\", description = \"PostgreSQL connection string\", required = true }",
-        entry,
+    let env = |entry: &str| {
+        VALID.replace(
+            "{ name = \"DATABASE_URL\", description = \"PostgreSQL connection string\", required = true }",
+            entry,
+        )
+    };
+    let key = "service `battle-service`, env `DATABASE_URL`";
+    assert!(
+        only_problem(&env("{ name = \"DATABASE_URL\", description = \"d\" }"), 20, key)
+            .message
+            .contains("neither a default")
     );
-    let key = "service `battle-service`: env `DATABASE_URL`";
-    assert!(only_problem(&env("{ name = \"DATABASE_URL\", description = \"d\" }"), 20, key).message.contains("neither a default"));
-    assert!(only_problem(&env("{ name = \"DATABASE_URL\", description = \"d\", default = \"x\", required = true }"), 20, key).message.contains("both a default"));
-    assert!(only_problem(&env("{ name = \"PORT\", description = \"d\", default = \"1\" }"), 20, "service `battle-service`: env `PORT`").fix.contains("set `port`"));
-    assert!(only_problem(&env("{ name = \"db-url\", description = \"d\", default = \"1\" }"), 20, "service `battle-service`: env `db-url`").message.contains("not an environment variable name"));
+    assert!(
+        only_problem(
+            &env("{ name = \"DATABASE_URL\", description = \"d\", default = \"x\", required = true }"),
+            20,
+            key
+        )
+        .message
+        .contains("both a default")
+    );
+    assert!(
+        only_problem(
+            &env("{ name = \"PORT\", description = \"d\", default = \"1\" }"),
+            20,
+            "service `battle-service`, env `PORT`"
+        )
+        .fix
+        .contains("set `port`")
+    );
+    assert!(
+        only_problem(
+            &env("{ name = \"db-url\", description = \"d\", default = \"1\" }"),
+            20,
+            "service `battle-service`, env `db-url`"
+        )
+        .message
+        .contains("not an environment variable name")
+    );
 }
 
 #[test]
 fn description_is_one_line() {
-    let problem = only_problem(&VALID.replace("\"Battle clustering\"", "\"Battle\\nclustering\""), 15, "service `battle-service`: description");
+    let problem = only_problem(
+        &VALID.replace("\"Battle clustering\"", "\"Battle\\nclustering\""),
+        15,
+        "service `battle-service`, key `description`",
+    );
     assert!(problem.message.contains("line break"));
 }
 
 #[test]
 fn every_problem_is_reported_at_once_with_file_and_line() {
-    let text = VALID.replace("port = 3000", "port = 0").replace("\"node\"", "\"static\"").replace("\"Battle clustering\"", "\" \"");
+    let text = VALID
+        .replace("port = 3000", "port = 0")
+        .replace("\"node\"", "\"static\"")
+        .replace("\"Battle clustering\"", "\" \"");
     let error = Manifest::parse(&text, "services/services.toml", None).unwrap_err();
     let message = error.to_string();
     assert!(message.starts_with("services/services.toml has 2 problems"), "{message}");
-    assert!(message.contains("services/services.toml:15: `service `battle-service`: description`: is empty"), "{message}");
+    assert!(
+        message.contains("services/services.toml:15: service `battle-service`, key `description`: is empty"),
+        "{message}"
+    );
     assert!(message.contains("services/services.toml:18:"), "{message}");
 }

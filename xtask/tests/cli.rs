@@ -1,0 +1,97 @@
+//! The command line as a user meets it: exit codes, messages, and files left untouched.
+
+mod support;
+
+use std::path::Path;
+
+use support::*;
+
+/// A copy of the parts of the repository the tool reads, to break without harm.
+fn scratch_copy() -> tempfile::TempDir {
+    let copy = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("cp")
+        .args(["-r", "services", "docker"])
+        .arg(copy.path())
+        .current_dir(repository_root())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    copy
+}
+
+fn snapshot(directory: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(directory).unwrap() {
+        let path = entry.unwrap().path();
+        files.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn dockerfiles_check_passes_on_the_repository() {
+    let output = run(xtask(&["dockerfiles", "--check"]));
+    assert!(output.status.success());
+}
+
+#[test]
+fn a_bad_manifest_exits_2_names_file_line_key_and_writes_nothing() {
+    let copy = scratch_copy();
+    let manifest = copy.path().join("services/services.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text.replacen("port = 3000", "port = 99999", 1)).unwrap();
+    std::fs::remove_file(copy.path().join("docker/frontend.Dockerfile")).unwrap();
+    let before = snapshot(&copy.path().join("docker"));
+
+    let output = run(xtask(&["dockerfiles"]).env("XTASK_ROOT", copy.path()));
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr
+            .contains("services/services.toml:23: service `ingestion-service`, key `port`: port 99999 is out of range"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("fix: use a port from 1024 to 65535"), "{stderr}");
+    assert_eq!(snapshot(&copy.path().join("docker")), before, "nothing may be written");
+}
+
+#[test]
+fn a_stale_dockerfile_fails_the_check_with_the_command_that_fixes_it() {
+    let copy = scratch_copy();
+    let stale = copy.path().join("docker/battle-service.Dockerfile");
+    std::fs::write(&stale, "FROM node:20-alpine\n").unwrap();
+    let output = run(xtask(&["dockerfiles", "--check"]).env("XTASK_ROOT", copy.path()));
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("docker/battle-service.Dockerfile (out of date)"), "{stderr}");
+    assert!(stderr.contains("run `cargo xtask dockerfiles`"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&stale).unwrap(), "FROM node:20-alpine\n");
+}
+
+#[test]
+fn an_unknown_flag_value_is_a_usage_error() {
+    let output = run(xtask(&["build", "--platform", "linux/s390x", "--dry-run"]));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown platform `linux/s390x`"));
+    let output = run(xtask(&["build", "--frobnicate"]));
+    assert_eq!(output.status.code(), Some(2));
+}
+
+/// Every committed Dockerfile passes the real hadolint (installed by scripts/provision.sh).
+#[test]
+fn generated_dockerfiles_pass_hadolint() {
+    let Ok(hadolint) = which::which("hadolint") else {
+        assert!(std::env::var("CI").is_err(), "hadolint is not installed: scripts/provision.sh installs it");
+        eprintln!("skipped: hadolint is not installed");
+        return;
+    };
+    let dockerfiles: Vec<_> = std::fs::read_dir(repository_root().join("docker"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "Dockerfile"))
+        .collect();
+    assert_eq!(dockerfiles.len(), 7);
+    let output = std::process::Command::new(hadolint).args(&dockerfiles).output().unwrap();
+    assert!(output.status.success(), "hadolint:\n{}", String::from_utf8_lossy(&output.stdout));
+}
