@@ -1,5 +1,6 @@
 //! End to end, for real: every service built by docker buildx for linux/amd64 and linux/arm64
 //! (QEMU), pushed to the loopback registry, then checked from the registry as a user would.
+#![allow(clippy::print_stderr, reason = "tests narrate to stderr, which cargo test captures")]
 
 mod support;
 

@@ -1,4 +1,5 @@
 //! The command line as a user meets it: exit codes, messages, and files left untouched.
+#![allow(clippy::print_stderr, reason = "tests narrate to stderr, which cargo test captures")]
 
 mod support;
 
