@@ -96,3 +96,22 @@ fn generated_dockerfiles_pass_hadolint() {
     let output = std::process::Command::new(hadolint).args(&dockerfiles).output().unwrap();
     assert!(output.status.success(), "hadolint:\n{}", String::from_utf8_lossy(&output.stdout));
 }
+
+/// Doctor against the real engine and the test registry: every check passes; an unreachable
+/// registry fails with what to do.
+#[test]
+fn doctor_reports_each_check_and_what_to_fix() {
+    let Some(registry) = test_registry() else { return };
+    let output = run(xtask(&["doctor", "--registry", &registry]));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    for check in ["engine", "buildx", "builder", "qemu arm64", "registry", "hadolint"] {
+        assert!(stderr.lines().any(|line| line.starts_with("ok") && line.contains(check)), "{check}: {stderr}");
+    }
+    let unused_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let output = run(xtask(&["doctor", "--registry", &format!("127.0.0.1:{unused_port}")]));
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("FAIL  registry     127.0.0.1:{unused_port} cannot be reached")), "{stderr}");
+    assert!(stderr.contains("1 of 7 checks failed"), "{stderr}");
+}
