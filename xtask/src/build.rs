@@ -85,9 +85,10 @@ pub fn dev_tag(manifest: &Manifest, revision: &Revision) -> String {
 
 /// `<registry>/<org>/<service>` with the request's overrides applied.
 pub fn repository(manifest: &Manifest, request: &BuildRequest, service: &Service) -> String {
-    let registry = request.registry.as_deref().unwrap_or(&manifest.registry.host);
-    let organization = request.organization.as_deref().unwrap_or(&manifest.registry.organization);
-    format!("{registry}/{organization}/{}", service.name)
+    manifest
+        .registry
+        .with_overrides(request.registry.as_deref(), request.organization.as_deref())
+        .repository(&service.name)
 }
 
 /// Computes every command of the build; no I/O. `dockerfiles` holds each selected service's

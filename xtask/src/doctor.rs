@@ -43,7 +43,7 @@ pub fn run(root: &Path, manifest: &Manifest, registry_host: Option<&str>, builde
     let host = registry_host.unwrap_or(&manifest.registry.host);
     checks.push(Check {
         name: "registry",
-        result: match registry::ping(host) {
+        result: match registry::Client::new(host).and_then(|client| client.ping()) {
             Ok(200) => Ok(format!("{host} answers (open)")),
             Ok(401) => Ok(format!("{host} answers (asks for credentials)")),
             Ok(status) => Err(format!("{host} answered HTTP {status} to GET /v2/: is it an OCI registry?")),

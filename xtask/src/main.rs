@@ -12,8 +12,11 @@ mod git;
 mod manifest;
 mod process;
 mod progress;
+mod publish;
 mod reference;
 mod registry;
+mod tags;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,7 +29,7 @@ use crate::manifest::{Manifest, Platform};
 
 /// Release orchestrator for the BattleScope services.
 #[derive(Parser)]
-#[command(name = "cargo xtask", version, propagate_version = true)]
+#[command(name = "cargo xtask", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -37,11 +40,16 @@ enum Command {
     /// Build service images with docker buildx (default: every service, the engine's platform,
     /// loaded into the local engine, tagged vX.Y.Z-dev-<short sha>).
     Build(BuildArgs),
+    /// Give built images their release tags in the registry: per-arch tags and multi-arch
+    /// indexes, never overwriting a release, moving floating tags only forward.
+    Publish(PublishArgs),
+    /// Check a released version in the registry: it exists, holds every platform, its per-arch
+    /// tags match the index, and it runs as a numeric non-root user.
+    Verify(VerifyArgs),
     /// Check the engine, buildx, builder platforms, QEMU, registry and linters.
     Doctor {
-        /// Registry host to check instead of the manifest's.
-        #[arg(long, value_name = "HOST[:PORT]")]
-        registry: Option<String>,
+        #[command(flatten)]
+        target: TargetArgs,
         /// buildx builder to inspect instead of the current one.
         #[arg(long, value_name = "NAME", env = "XTASK_BUILDER")]
         builder: Option<String>,
@@ -52,6 +60,178 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+}
+
+/// Where images live: the manifest's registry and organization unless overridden.
+#[derive(Args)]
+struct TargetArgs {
+    /// Registry host to use instead of the manifest's (the organization is kept).
+    #[arg(long, value_name = "HOST[:PORT]", env = "XTASK_REGISTRY")]
+    registry: Option<String>,
+    /// Organization to use instead of the manifest's.
+    #[arg(long, value_name = "ORG", env = "XTASK_ORGANIZATION")]
+    organization: Option<String>,
+}
+
+impl TargetArgs {
+    fn validate(&self) -> anyhow::Result<()> {
+        if let Some(host) = &self.registry {
+            reference::validate_registry_host(host).map_err(|message| bad_input(format!("--registry: {message}")))?;
+        }
+        if let Some(organization) = &self.organization {
+            if organization.contains('/') || reference::validate_repository(organization).is_err() {
+                return Err(bad_input(format!(
+                    "--organization: `{organization}` is not a lowercase organization name"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve(&self, manifest: &Manifest) -> anyhow::Result<manifest::Registry> {
+        self.validate()?;
+        Ok(manifest.registry.with_overrides(self.registry.as_deref(), self.organization.as_deref()))
+    }
+}
+
+#[derive(Args)]
+struct PublishArgs {
+    /// Service to publish (repeatable; default: every service).
+    #[arg(long = "service", value_name = "S")]
+    services: Vec<String>,
+    /// The release version, for example v3.1.0 or v3.1.0-rc.1.
+    #[arg(long, value_name = "vX.Y.Z")]
+    version: String,
+    /// The built image to publish, a tag in the same repository (default: v<manifest version>-dev-<short sha>).
+    #[arg(long, value_name = "TAG")]
+    from: Option<String>,
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Print the plan (every tag and the digest it will hold) and write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Machine-readable output on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// Service to verify (repeatable; default: every service).
+    #[arg(long = "service", value_name = "S")]
+    services: Vec<String>,
+    /// The version to check, for example v3.1.0.
+    #[arg(long, value_name = "vX.Y.Z")]
+    version: String,
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Machine-readable report on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_version(text: &str) -> anyhow::Result<tags::ReleaseVersion> {
+    tags::ReleaseVersion::parse(text).map_err(|message| bad_input(format!("--version: {message}")))
+}
+
+fn run_publish(root: &std::path::Path, manifest: &Manifest, args: &PublishArgs) -> anyhow::Result<()> {
+    let version = parse_version(&args.version)?;
+    let registry = args.target.resolve(manifest)?;
+    let services = manifest.select(&args.services)?;
+    let source = match &args.from {
+        Some(tag) => {
+            reference::validate_tag(tag).map_err(|message| bad_input(format!("--from: {message}")))?;
+            tag.clone()
+        }
+        None => build::dev_tag(manifest, &git::head_revision(root)?),
+    };
+    let client = registry::Client::new(&registry.host)?;
+    let platforms = &manifest.release.platforms;
+    if registry.host == reference::DOCKER_HUB {
+        // Reading each source index and its platform images counts as pulls on Docker Hub.
+        let pulls = services.len() * (1 + platforms.len());
+        if let Some(limit) = client.rate_limit(&registry.path(&services[0].name), &source)? {
+            eprintln!(
+                "Docker Hub pull allowance: {} of {} left; this publish needs {pulls}",
+                limit.remaining, limit.limit
+            );
+            if (limit.remaining as usize) < pulls {
+                eprintln!(
+                    "warning: the allowance is too small for this publish: it will meet HTTP 429 and wait, as the registry says"
+                );
+            }
+        }
+    }
+    // Every service is planned (and any refusal raised) before the first tag is written.
+    let mut plans = Vec::new();
+    for service in &services {
+        let path = registry.path(&service.name);
+        let snapshot = publish::snapshot(&client, &path, &source, &version, platforms)?;
+        plans.push(publish::plan(
+            &service.name,
+            &registry.repository(&service.name),
+            &source,
+            &version,
+            platforms,
+            &snapshot,
+        )?);
+    }
+    if !args.dry_run {
+        for plan in &plans {
+            publish::execute(&client, &registry.path(&plan.service), plan)?;
+        }
+    }
+    for plan in &plans {
+        let verb = if args.dry_run { "would write" } else { "wrote" };
+        eprintln!("{}: {verb} {} tags, {} already in place", plan.service, plan.writes.len(), plan.unchanged.len());
+        for held in &plan.held {
+            eprintln!("  {} not moved: {}", held.tag, held.reason);
+        }
+        if !args.json {
+            for write in &plan.writes {
+                println!("{}:{}@{}", plan.repository, write.tag, write.digest);
+            }
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&plans)?);
+    }
+    eprintln!("{} registry requests", client.request_count());
+    Ok(())
+}
+
+fn run_verify(manifest: &Manifest, args: &VerifyArgs) -> anyhow::Result<()> {
+    let version = parse_version(&args.version)?;
+    let registry = args.target.resolve(manifest)?;
+    let client = registry::Client::new(&registry.host)?;
+    let mut reports = Vec::new();
+    for service in manifest.select(&args.services)? {
+        let report = verify::verify(&client, &registry.path(&service.name), &version, &manifest.release.platforms)?;
+        eprintln!("{}", report.image);
+        for check in &report.checks {
+            eprintln!("  {} {}", if check.ok { "ok  " } else { "FAIL" }, check.what);
+            if let Some(fix) = &check.fix {
+                eprintln!("       fix: {fix}");
+            }
+        }
+        if report.ok() {
+            eprintln!(
+                "  pull the index tag, not an arch tag: `docker pull {}` picks the right architecture",
+                report.image
+            );
+        }
+        reports.push(report);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    }
+    let failed = reports.iter().filter(|report| !report.ok()).count();
+    anyhow::ensure!(
+        failed == 0,
+        "{failed} of {} images failed verification (each FAIL says what to do)",
+        reports.len()
+    );
+    Ok(())
 }
 
 #[derive(Args)]
@@ -65,12 +245,8 @@ struct BuildArgs {
     /// Push the images to the registry instead of loading them into the local engine.
     #[arg(long)]
     push: bool,
-    /// Registry host to use instead of the manifest's (the organization is kept).
-    #[arg(long, value_name = "HOST[:PORT]", env = "XTASK_REGISTRY")]
-    registry: Option<String>,
-    /// Organization to use instead of the manifest's.
-    #[arg(long, value_name = "ORG")]
-    organization: Option<String>,
+    #[command(flatten)]
+    target: TargetArgs,
     /// Tag to give the images instead of vX.Y.Z-dev-<short sha>.
     #[arg(long, value_name = "TAG")]
     tag: Option<String>,
@@ -117,27 +293,20 @@ impl BuildArgs {
                 .collect::<anyhow::Result<Vec<_>>>()?;
             Some(parsed)
         };
-        if let Some(organization) = &self.organization {
-            if organization.contains('/') || reference::validate_repository(organization).is_err() {
-                return Err(bad_input(format!(
-                    "--organization: `{organization}` is not a lowercase organization name"
-                )));
-            }
-        }
+        self.target.validate()?;
         if let Some(tag) = &self.tag {
             reference::validate_tag(tag).map_err(|message| bad_input(format!("--tag: {message}")))?;
         }
-        for (flag, host) in [("--registry", &self.registry), ("--base-mirror", &self.base_mirror)] {
-            if let Some(host) = host {
-                reference::validate_registry_host(host).map_err(|message| bad_input(format!("{flag}: {message}")))?;
-            }
+        if let Some(host) = &self.base_mirror {
+            reference::validate_registry_host(host)
+                .map_err(|message| bad_input(format!("--base-mirror: {message}")))?;
         }
         Ok(build::BuildRequest {
             services: self.services.clone(),
             platforms,
             push: self.push,
-            registry: self.registry.clone(),
-            organization: self.organization.clone(),
+            registry: self.target.registry.clone(),
+            organization: self.target.organization.clone(),
             network: self.network.clone(),
             base_mirror: self.base_mirror.clone(),
             builder: self.builder.clone(),
@@ -198,7 +367,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let manifest = Manifest::load(&root)?;
     match cli.command {
         Command::Build(args) => run_build(&root, &manifest, &args),
-        Command::Doctor { registry, builder } => doctor::run(&root, &manifest, registry.as_deref(), builder.as_deref()),
+        Command::Publish(args) => run_publish(&root, &manifest, &args),
+        Command::Verify(args) => run_verify(&manifest, &args),
+        Command::Doctor { target, builder } => {
+            target.validate()?;
+            doctor::run(&root, &manifest, target.registry.as_deref(), builder.as_deref())
+        }
         Command::Dockerfiles { check } => {
             let mode = if check { codegen::Mode::Check } else { codegen::Mode::Write };
             codegen::run(&root, &manifest, mode)
@@ -214,5 +388,14 @@ fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::from(error::exit_code(&error) as u8)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

@@ -35,6 +35,26 @@ pub struct Registry {
     pub organization: String,
 }
 
+impl Registry {
+    /// This registry with `--registry` / `--organization` applied.
+    pub fn with_overrides(&self, host: Option<&str>, organization: Option<&str>) -> Registry {
+        Registry {
+            host: host.unwrap_or(&self.host).to_string(),
+            organization: organization.unwrap_or(&self.organization).to_string(),
+        }
+    }
+
+    /// The repository path inside the registry: `battlescope/frontend`.
+    pub fn path(&self, service: &str) -> String {
+        format!("{}/{service}", self.organization)
+    }
+
+    /// The full repository: `docker.io/battlescope/frontend`.
+    pub fn repository(&self, service: &str) -> String {
+        format!("{}/{}", self.host, self.path(service))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Release {
     pub version: semver::Version,

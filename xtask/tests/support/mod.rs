@@ -82,3 +82,122 @@ pub fn image_config(registry: &str, repository: &str, manifest_digest: &str) -> 
     let config_digest = image["config"]["digest"].as_str().expect("an image manifest has a config");
     registry_json(registry, &format!("{repository}/blobs/{config_digest}"))
 }
+
+/// Pushes content straight through the registry API, with optional basic auth: how tests make
+/// images without an engine.
+pub struct Pusher {
+    pub registry: String,
+    pub authorization: Option<String>,
+}
+
+impl Pusher {
+    pub fn new(registry: &str) -> Pusher {
+        Pusher { registry: registry.to_string(), authorization: None }
+    }
+
+    fn request(&self, method: &str, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+        let mut request = match method {
+            "POST" => ureq::post(url),
+            _ => ureq::put(url),
+        };
+        if let Some(authorization) = &self.authorization {
+            request = request.header("Authorization", authorization);
+        }
+        request
+    }
+
+    pub fn blob(&self, repository: &str, bytes: &[u8]) -> String {
+        let digest = sha256(bytes);
+        let start = self
+            .request("POST", &format!("http://{}/v2/{repository}/blobs/uploads/", self.registry))
+            .send_empty()
+            .expect("start a blob upload");
+        assert_eq!(start.status(), 202);
+        let location = start.headers().get("location").unwrap().to_str().unwrap().to_string();
+        let location =
+            if location.starts_with("http") { location } else { format!("http://{}{location}", self.registry) };
+        let separator = if location.contains('?') { '&' } else { '?' };
+        let done = self
+            .request("PUT", &format!("{location}{separator}digest={digest}"))
+            .send(bytes)
+            .expect("finish a blob upload");
+        assert_eq!(done.status(), 201);
+        digest
+    }
+
+    pub fn manifest(&self, repository: &str, reference: &str, media_type: &str, bytes: &[u8]) -> String {
+        let url = format!("http://{}/v2/{repository}/manifests/{reference}", self.registry);
+        let response = self
+            .request("PUT", &url)
+            .header("Content-Type", media_type)
+            .send(bytes)
+            .unwrap_or_else(|error| panic!("PUT {url}: {error}"));
+        assert_eq!(response.status(), 201, "PUT {url}");
+        sha256(bytes)
+    }
+
+    /// A small multi-platform image (one layer per platform, configs with user 1001), tagged
+    /// `tag`; `seed` makes its content unique. Returns the index digest.
+    pub fn image(&self, repository: &str, tag: &str, seed: &str, platforms: &[&str]) -> String {
+        let mut entries = Vec::new();
+        for platform in platforms {
+            let (os, architecture) = platform.split_once('/').unwrap();
+            let layer = self.blob(repository, format!("{seed} {platform} layer").as_bytes());
+            let config = format!(
+                r#"{{"architecture":"{architecture}","os":"{os}","config":{{"User":"1001:1001","Labels":{{"seed":"{seed}"}}}},"rootfs":{{"type":"layers","diff_ids":["{layer}"]}}}}"#
+            );
+            let config_digest = self.blob(repository, config.as_bytes());
+            let image = format!(
+                r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":{}}}]}}"#,
+                config.len(),
+                format!("{seed} {platform} layer").len()
+            );
+            let image_digest = self.manifest(
+                repository,
+                &sha256(image.as_bytes()),
+                "application/vnd.oci.image.manifest.v1+json",
+                image.as_bytes(),
+            );
+            entries.push(format!(
+                r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{image_digest}","size":{},"platform":{{"architecture":"{architecture}","os":"{os}"}}}}"#,
+                image.len()
+            ));
+        }
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{}]}}"#,
+            entries.join(",")
+        );
+        self.manifest(repository, tag, "application/vnd.oci.image.index.v1+json", index.as_bytes())
+    }
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(bytes);
+    format!("sha256:{}", hash.iter().map(|byte| format!("{byte:02x}")).collect::<String>())
+}
+
+/// The digest each tag of a repository points at, read with HEAD (no tool code involved).
+pub fn tag_digests(registry: &str, repository: &str) -> Vec<(String, String)> {
+    let tags = registry_json(registry, &format!("{repository}/tags/list"));
+    let mut digests: Vec<(String, String)> = tags["tags"]
+        .as_array()
+        .map(|tags| {
+            tags.iter()
+                .map(|tag| {
+                    let tag = tag.as_str().unwrap().to_string();
+                    let url = format!("http://{registry}/v2/{repository}/manifests/{tag}");
+                    let response = ureq::head(&url).header("Accept", ACCEPT).call().unwrap();
+                    let digest = response.headers().get("docker-content-digest").unwrap().to_str().unwrap().to_string();
+                    (tag, digest)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    digests.sort();
+    digests
+}
+
+pub fn digest_of(digests: &[(String, String)], tag: &str) -> Option<String> {
+    digests.iter().find(|(name, _)| name == tag).map(|(_, digest)| digest.clone())
+}
