@@ -86,17 +86,18 @@ pub fn resolve(host: &str) -> anyhow::Result<Resolved> {
     let text = std::fs::read_to_string(&config)
         .map_err(|error| BadInput(format!("{}: cannot read the Docker config: {error}", config.display())))?;
     // docker_credential reports a malformed file only as "unable to read config"; say where.
-    if let Err(error) = serde_json::from_str::<serde_json::Value>(&text) {
-        return Err(BadInput(format!(
+    let parsed: serde_json::Value = serde_json::from_str(&text).map_err(|error| {
+        BadInput(format!(
             "{}:{}:{}: the Docker config is not valid JSON ({error}); fix it or run `docker login {host}` again",
             config.display(),
             error.line(),
             error.column()
         ))
-        .into());
-    }
+    })?;
     let server = if host == DOCKER_HUB { "https://index.docker.io/v1/" } else { host };
     let source = format!("{}", config.display());
+    // The helper docker would run for this server: its own entry, else the default store.
+    let helper = parsed["credHelpers"][server].as_str().or_else(|| parsed["credsStore"].as_str()).unwrap_or("?");
     match docker_credential::get_credential_from_reader(text.as_bytes(), server) {
         Ok(docker_credential::DockerCredential::UsernamePassword(username, password)) => {
             Ok(Resolved { credential: Some(Credential::Basic { username, password: Secret::new(password) }), source })
@@ -108,8 +109,12 @@ pub fn resolve(host: &str) -> anyhow::Result<Resolved> {
             Ok(Resolved { credential: None, source: format!("none for {host} in {source}") })
         }
         // The helper's own output is left out on purpose: it is not ours to print.
-        Err(docker_credential::CredentialRetrievalError::HelperFailure { helper, .. }) => Err(anyhow::anyhow!(
-            "credential helper `{helper}` (configured in {source}) failed for {server}: run `echo {server} | {helper} get` to see why, or `docker login {host}`"
+        Err(
+            docker_credential::CredentialRetrievalError::HelperFailure { .. }
+            | docker_credential::CredentialRetrievalError::HelperCommunicationError
+            | docker_credential::CredentialRetrievalError::MalformedHelperResponse,
+        ) => Err(anyhow::anyhow!(
+            "credential helper `docker-credential-{helper}` (configured in {source}) failed for {server}: run `echo {server} | docker-credential-{helper} get` to see why, or `docker login {host}`"
         )),
         Err(error) => Err(anyhow::anyhow!("read credentials for {host} from {source}: {error}")),
     }

@@ -156,7 +156,11 @@ impl Client {
     /// A client for `host` with the credentials configured for it (see [`auth::resolve`]).
     pub fn new(host: &str) -> anyhow::Result<Client> {
         let resolved = auth::resolve(host)?;
-        let retry = RetryPolicy::from_env();
+        Ok(Client::with_credential(host, resolved, RetryPolicy::from_env()))
+    }
+
+    /// A client with the given credentials and retry policy.
+    pub fn with_credential(host: &str, resolved: auth::Resolved, retry: RetryPolicy) -> Client {
         let agent = ureq::Agent::config_builder()
             .timeout_connect(Some(Duration::from_secs(5).min(retry.timeout)))
             .timeout_global(Some(retry.timeout))
@@ -164,7 +168,7 @@ impl Client {
             .user_agent("battlescope-xtask")
             .build()
             .into();
-        Ok(Client {
+        Client {
             host: host.to_string(),
             base: api_base(host),
             agent,
@@ -174,7 +178,7 @@ impl Client {
             basic: AtomicBool::new(false),
             requests: AtomicUsize::new(0),
             retry,
-        })
+        }
     }
 
     /// HTTP requests made so far (token requests included).
@@ -507,37 +511,4 @@ fn is_transient(error: &ureq::Error) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn api_base_by_host() {
-        assert_eq!(api_base("docker.io"), "https://registry-1.docker.io");
-        assert_eq!(api_base("127.0.0.1:5000"), "http://127.0.0.1:5000");
-        assert_eq!(api_base("localhost:5000"), "http://localhost:5000");
-        assert_eq!(api_base("ghcr.io"), "https://ghcr.io");
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let policy = RetryPolicy {
-            attempts: 5,
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(1),
-            budget: Duration::from_secs(10),
-            timeout: Duration::from_secs(1),
-        };
-        assert!(policy.backoff(1) <= Duration::from_millis(125) && policy.backoff(1) >= Duration::from_millis(75));
-        assert!(policy.backoff(3) >= Duration::from_millis(300));
-        assert!(policy.backoff(12) <= Duration::from_millis(1250));
-    }
-
-    #[test]
-    fn retry_after_in_seconds() {
-        let mut headers = ureq::http::HeaderMap::new();
-        headers.insert("retry-after", "7".parse().unwrap());
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
-        headers.insert("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
-        assert_eq!(retry_after(&headers), None);
-    }
-}
+mod tests;
