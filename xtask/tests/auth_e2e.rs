@@ -49,16 +49,17 @@ fn start_auth_registry() -> AuthRegistry {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("docker-registry (scripts/provision.sh installs it)");
+    // From here on, dropping the guard stops the process, even if an assertion fails.
+    let registry = AuthRegistry { address, process, _directory: directory };
+    let url = format!("http://{}/v2/", registry.address);
     for _ in 0..100 {
-        if let Ok(response) =
-            ureq::get(&format!("http://{address}/v2/")).config().http_status_as_error(false).build().call()
-        {
+        if let Ok(response) = ureq::get(&url).config().http_status_as_error(false).build().call() {
             assert_eq!(response.status(), 401, "the registry must demand credentials");
-            return AuthRegistry { address, process, _directory: directory };
+            return registry;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    panic!("the htpasswd registry did not start on {address}");
+    panic!("the htpasswd registry did not start on {}", registry.address);
 }
 
 fn basic(user: &str, password: &str) -> String {
