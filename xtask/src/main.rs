@@ -16,6 +16,8 @@ mod publish;
 mod reference;
 mod registry;
 mod tags;
+#[cfg(test)]
+mod test_server;
 mod verify;
 
 use std::path::PathBuf;

@@ -149,33 +149,34 @@ pub fn snapshot(
     Ok(Snapshot { source: index, children, tags, exact_digests })
 }
 
-/// Writes the plan: one PUT per tag, each read back. A tag that reads back differently means
-/// another writer is publishing the same tags: stop and say so.
+/// Writes the plan, one PUT per tag, then reads every tag back: a tag that now holds another
+/// digest means another writer published to the same tags meanwhile, which is reported, never
+/// accepted. Reading back after the last write covers the whole publish, not just each PUT.
 pub fn execute(client: &Client, repository_path: &str, plan: &PublishPlan) -> anyhow::Result<()> {
-    let mut written: Vec<&str> = Vec::new();
-    for write in &plan.writes {
-        let done = |written: &[&str]| if written.is_empty() { "none".to_string() } else { written.join(", ") };
+    for (done, write) in plan.writes.iter().enumerate() {
         client.put_manifest(repository_path, &write.tag, &write.manifest).with_context(|| {
+            let written: Vec<&str> = plan.writes[..done].iter().map(|write| write.tag.as_str()).collect();
             format!(
-                "tag {}:{} (tags written before it: {}; run the same command again to finish)",
+                "tag {}:{} (tags written before it: {}; the same command finishes the rest)",
                 plan.repository,
                 write.tag,
-                done(&written)
+                if written.is_empty() { "none".to_string() } else { written.join(", ") }
             )
         })?;
+    }
+    let mut raced = Vec::new();
+    for write in &plan.writes {
         let now = client.head_manifest(repository_path, &write.tag)?;
         if now.as_deref() != Some(write.digest.as_str()) {
-            bail!(
-                "{}:{} reads back as {}, not {}: another writer is publishing to {} at the same time; stopped (tags written: {})",
-                plan.repository,
-                write.tag,
-                now.as_deref().unwrap_or("nothing"),
-                write.digest,
-                plan.repository,
-                done(&written)
-            );
+            raced.push(format!("{} holds {}, not {}", write.tag, now.as_deref().unwrap_or("nothing"), write.digest));
         }
-        written.push(&write.tag);
+    }
+    if !raced.is_empty() {
+        bail!(
+            "{}: tags changed while this publish ran, so another writer is publishing the same tags:\n  {}\nfind the other writer, then publish again",
+            plan.repository,
+            raced.join("\n  ")
+        );
     }
     Ok(())
 }

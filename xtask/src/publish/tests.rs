@@ -92,3 +92,34 @@ fn a_source_missing_a_platform_is_refused() {
     let message = plan_for("v3.0.0", &one_arch).unwrap_err().to_string();
     assert!(message.contains("has no linux/arm64 image"), "{message}");
 }
+
+#[test]
+fn a_tag_changed_by_another_writer_during_the_publish_is_reported() {
+    use crate::test_server::{reply, serve};
+    let plan = plan_for("v3.0.0", &snapshot(&[], &[])).unwrap();
+    let rival = format!("sha256:{}", "e".repeat(64));
+    let stored = std::sync::Mutex::new(std::collections::HashMap::<String, String>::new());
+    let rival_digest = rival.clone();
+    let (address, _) = serve(move |request, _| {
+        let tag = request.path.rsplit('/').next().unwrap().to_string();
+        match request.method.as_str() {
+            "PUT" => {
+                let digest = oci::sha256_digest(&request.body);
+                stored.lock().unwrap().insert(tag, digest.clone());
+                reply(201, &[("Docker-Content-Digest", &digest)], b"")
+            }
+            // Another writer moved `v3` after this publish wrote it.
+            _ if tag == "v3" => reply(200, &[("Docker-Content-Digest", &rival_digest)], b""),
+            _ => {
+                let digest = stored.lock().unwrap().get(&tag).cloned().unwrap_or_default();
+                reply(200, &[("Docker-Content-Digest", &digest)], b"")
+            }
+        }
+    });
+    let client = crate::test_server::client(&address, None);
+    let message = execute(&client, "battlescope/battle-service", &plan).unwrap_err().to_string();
+    assert!(message.contains("another writer is publishing the same tags"), "{message}");
+    assert!(message.contains(&format!("v3 holds {rival}")), "{message}");
+    assert!(!message.contains("latest holds"), "only the raced tag is reported: {message}");
+    assert_eq!(client.request_count(), 24, "one PUT and one read-back per tag");
+}
