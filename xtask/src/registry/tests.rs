@@ -164,7 +164,8 @@ fn retry_after_in_seconds() {
 
 #[test]
 fn docker_hub_rate_limit_headers_are_read_from_a_head() {
-    let (address, log) = serve(|_, _| reply(200, &[("ratelimit-limit", "100;w=21600"), ("ratelimit-remaining", "76;w=21600")], b""));
+    let (address, log) =
+        serve(|_, _| reply(200, &[("ratelimit-limit", "100;w=21600"), ("ratelimit-remaining", "76;w=21600")], b""));
     let limit = client(&address, None).rate_limit("library/node", "20-alpine").unwrap();
     assert_eq!(limit, Some(RateLimit { limit: 100, remaining: 76 }));
     assert!(log.lock().unwrap()[0].starts_with("HEAD "), "a HEAD is not counted as a pull");
