@@ -273,21 +273,54 @@ pub fn execute(root: &Path, plan: &BuildPlan, jobs: usize) -> anyhow::Result<Vec
     Ok(built)
 }
 
+/// How many times a build step runs when the registry fails it transiently.
+const PUSH_ATTEMPTS: u32 = 3;
+
+/// A push that failed on the registry's side for a passing reason (distribution answers 500
+/// when it reads a tag another request is writing; 429 and 502-504 come and go).
+fn is_transient_registry_error(output: &str) -> bool {
+    const MARKERS: [&str; 7] = [
+        "500 Internal Server Error",
+        "502 Bad Gateway",
+        "503 Service Unavailable",
+        "504 Gateway Timeout",
+        "429 Too Many Requests",
+        "connection reset by peer",
+        "i/o timeout",
+    ];
+    MARKERS.iter().any(|marker| output.contains(marker))
+}
+
 fn build_one(root: &Path, image: &ImageBuild, progress: &Progress) -> anyhow::Result<BuiltImage> {
     let platforms: Vec<&str> = image.platforms.iter().map(|platform| platform.arch()).collect();
     let task = progress.start(&image.service, &format!("building {} for {}", image.image, platforms.join(", ")));
     let log = root.join(&image.log_file);
     std::fs::write(&log, "").with_context(|| format!("create {}", image.log_file))?;
     for step in &image.steps {
-        let result = step.run_logged(root, &log, |line| {
-            // buildx's plain progress numbers its steps: `#7 [build 3/5] RUN npm ci`.
-            if line.starts_with('#') && line.contains('[') {
-                task.update(line);
+        let mut attempt = 1;
+        loop {
+            let result = step.run_logged(root, &log, |line| {
+                // buildx's plain progress numbers its steps: `#7 [build 3/5] RUN npm ci`.
+                if line.starts_with('#') && line.contains('[') {
+                    task.update(line);
+                }
+            });
+            match result {
+                Ok(()) => break,
+                // The build is cached, so a retry only redoes the push.
+                Err(error) if attempt < PUSH_ATTEMPTS && is_transient_registry_error(&format!("{error:#}")) => {
+                    task.note(&format!(
+                        "the registry failed the push transiently; retrying (attempt {} of {PUSH_ATTEMPTS})",
+                        attempt + 1
+                    ));
+                    std::thread::sleep(std::time::Duration::from_secs(1 << attempt));
+                    attempt += 1;
+                }
+                Err(error) => {
+                    task.finish("FAILED");
+                    return Err(error);
+                }
             }
-        });
-        if let Err(error) = result {
-            task.finish("FAILED");
-            return Err(error);
         }
     }
     let digest = image

@@ -47,6 +47,15 @@ impl Task {
         }
     }
 
+    /// Something worth a line of its own in every mode (a retry, a warning).
+    pub fn note(&self, message: &str) {
+        let line = format!("{}: {message}", self.name);
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
     pub fn finish(&self, outcome: &str) {
         let line = format!("{}: {outcome} in {:.1}s", self.name, self.started.elapsed().as_secs_f64());
         match &self.bar {

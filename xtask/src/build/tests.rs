@@ -142,3 +142,13 @@ fn an_unknown_service_is_bad_input() {
     assert_eq!(crate::error::exit_code(&error), 2);
     assert!(error.to_string().contains("unknown service `fronted`"), "{error}");
 }
+
+#[test]
+fn only_passing_registry_failures_are_retried() {
+    assert!(is_transient_registry_error(
+        "#18 ERROR: unexpected status from HEAD request to http://127.0.0.1:5055/v2/x/manifests/t: 500 Internal Server Error"
+    ));
+    assert!(!is_transient_registry_error(
+        "ERROR: failed to solve: process \"/bin/sh -c npm ci\" did not complete successfully: exit code: 1"
+    ));
+}
