@@ -172,12 +172,29 @@ pub fn plan(
         for (name, value) in [("VERSION", label_version), ("REVISION", &revision.sha), ("CREATED", &revision.created)] {
             common.extend(["--build-arg".to_string(), format!("{name}={value}")]);
         }
+        // Registries such as GHCR show these annotations of the index (or of a single manifest).
+        let short = crate::docs::short_description(manifest, service);
+        let annotations = [
+            ("description", short.as_str()),
+            ("source", manifest.project.source.as_str()),
+            ("version", label_version),
+            ("licenses", manifest.project.license.as_str()),
+        ];
+        let annotate = |level: &str| -> Vec<String> {
+            annotations
+                .iter()
+                .flat_map(|(key, value)| {
+                    ["--annotation".to_string(), format!("{level}:org.opencontainers.image.{key}={value}")]
+                })
+                .collect()
+        };
         let output = if request.push { "--push" } else { "--load" };
         let buildx = |platforms: &[Platform], tag: &str, metadata: &str| {
             let platform_list: Vec<&str> = platforms.iter().map(|platform| platform.as_str()).collect();
             Cmd::new("docker")
                 .args(["buildx", "build", "--progress", "plain", "--platform", &platform_list.join(",")])
                 .args(common.iter().cloned())
+                .args(annotate(if platforms.len() > 1 { "index" } else { "manifest" }))
                 .args(["--tag", tag, output, "--metadata-file", metadata, &service.path])
         };
         let metadata_file = format!("{WORK_DIR}/{}.metadata.json", service.name);
@@ -199,7 +216,11 @@ pub fn plan(
                     // The registry joins the per-platform images into one index; no layer moves.
                     let sources = platforms.iter().map(|platform| format!("{image}-{}", platform.arch()));
                     steps.push(
-                        Cmd::new("docker").args(["buildx", "imagetools", "create", "--tag", &image]).args(sources),
+                        Cmd::new("docker")
+                            .args(["buildx", "imagetools", "create"])
+                            .args(annotate("index"))
+                            .args(["--tag", &image])
+                            .args(sources),
                     );
                 }
                 (steps, None)

@@ -1,4 +1,5 @@
-//! `cargo xtask dockerfiles [--check]`: writes or checks the generated `docker/*.Dockerfile`.
+//! Generated files (Dockerfiles, registry docs): written, or checked for staleness with the
+//! command that fixes them. `cargo xtask dockerfiles [--check]` lives here.
 
 use std::path::Path;
 
@@ -35,7 +36,7 @@ pub fn expected_dockerfiles(manifest: &Manifest, existing: &[(String, String)]) 
         })
         .collect();
     for (path, contents) in existing {
-        let generated = contents.starts_with(PREAMBLE);
+        let generated = path.ends_with(".Dockerfile") && contents.starts_with(PREAMBLE);
         let owned = manifest.services.iter().any(|service| &service.dockerfile_path() == path);
         if generated && !owned {
             expected.push(Expected { path: path.clone(), contents: None });
@@ -44,6 +45,7 @@ pub fn expected_dockerfiles(manifest: &Manifest, existing: &[(String, String)]) 
     expected
 }
 
+/// `cargo xtask dockerfiles`: hand-written Dockerfiles must exist; generated ones must match.
 pub fn run(root: &Path, manifest: &Manifest, mode: Mode) -> anyhow::Result<()> {
     for service in manifest.services.iter().filter(|service| service.kind == Kind::Dockerfile) {
         let path = service.dockerfile_path();
@@ -54,9 +56,21 @@ pub fn run(root: &Path, manifest: &Manifest, mode: Mode) -> anyhow::Result<()> {
             )));
         }
     }
-    let existing = read_docker_dir(root)?;
+    let existing = read_files(root, "docker")?;
+    ensure(root, &expected_dockerfiles(manifest, &existing), &existing, mode, REGENERATE_COMMAND)
+}
+
+/// Brings files to their expected contents (Write) or lists every difference and fails with
+/// the command that fixes it (Check). `existing` holds the current files of the family.
+pub fn ensure(
+    root: &Path,
+    expected: &[Expected],
+    existing: &[(String, String)],
+    mode: Mode,
+    command: &str,
+) -> anyhow::Result<()> {
     let mut stale = Vec::new();
-    for expected in expected_dockerfiles(manifest, &existing) {
+    for expected in expected {
         let current = existing.iter().find(|(path, _)| *path == expected.path).map(|(_, contents)| contents);
         if current.map(|text| text.replace("\r\n", "\n")) == expected.contents {
             continue;
@@ -71,36 +85,40 @@ pub fn run(root: &Path, manifest: &Manifest, mode: Mode) -> anyhow::Result<()> {
                 eprintln!("removed {}", expected.path);
             }
             (Mode::Write, Some(contents)) => {
-                std::fs::create_dir_all(full.parent().unwrap()).context("create docker/")?;
+                std::fs::create_dir_all(full.parent().unwrap())
+                    .with_context(|| format!("create the folder of {}", expected.path))?;
                 std::fs::write(&full, contents).with_context(|| format!("write {}", expected.path))?;
                 eprintln!("wrote {}", expected.path);
             }
         }
     }
     if !stale.is_empty() {
-        bail!(
-            "generated Dockerfiles are stale:\n  {}\nrun `{REGENERATE_COMMAND}` and commit the result",
-            stale.join("\n  ")
-        );
+        bail!("generated files are stale:\n  {}\nrun `{command}` and commit the result", stale.join("\n  "));
     }
     if mode == Mode::Check {
-        eprintln!("docker/*.Dockerfile are up to date");
+        eprintln!("generated files are up to date ({} checked)", expected.len());
     }
     Ok(())
 }
 
-fn read_docker_dir(root: &Path) -> anyhow::Result<Vec<(String, String)>> {
-    let directory = root.join("docker");
+/// Every file under `directory` (recursively), as repository-relative paths with contents.
+pub fn read_files(root: &Path, directory: &str) -> anyhow::Result<Vec<(String, String)>> {
     let mut files = Vec::new();
-    if !directory.is_dir() {
-        return Ok(files);
-    }
-    for entry in std::fs::read_dir(&directory).context("read docker/")? {
-        let path = entry.context("read docker/")?.path();
-        if path.extension().is_some_and(|extension| extension == "Dockerfile") {
-            let name = path.file_name().unwrap().to_string_lossy();
-            let contents = std::fs::read_to_string(&path).with_context(|| format!("read docker/{name}"))?;
-            files.push((format!("docker/{name}"), contents));
+    let mut pending = vec![directory.to_string()];
+    while let Some(relative) = pending.pop() {
+        let full = root.join(&relative);
+        if !full.is_dir() {
+            continue;
+        }
+        for entry in std::fs::read_dir(&full).with_context(|| format!("read {relative}/"))? {
+            let entry = entry.with_context(|| format!("read {relative}/"))?;
+            let path = format!("{relative}/{}", entry.file_name().to_string_lossy());
+            if entry.path().is_dir() {
+                pending.push(path);
+            } else {
+                let contents = std::fs::read_to_string(entry.path()).with_context(|| format!("read {path}"))?;
+                files.push((path, contents));
+            }
         }
     }
     files.sort();

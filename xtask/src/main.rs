@@ -3,12 +3,16 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod build;
+mod changelog;
 mod codegen;
 mod dockerfile;
+mod docs;
 mod doctor;
 mod engine;
 mod error;
 mod git;
+mod hub;
+mod k8s;
 mod manifest;
 mod process;
 mod progress;
@@ -48,6 +52,16 @@ enum Command {
     /// Check a released version in the registry: it exists, holds every platform, its per-arch
     /// tags match the index, and it runs as a numeric non-root user.
     Verify(VerifyArgs),
+    /// Write the registry documentation (short description and README per service) under
+    /// docs/registry/, or check it, or push it to Docker Hub.
+    Docs {
+        /// Change nothing; fail if a docs file is stale, naming each one.
+        #[arg(long)]
+        check: bool,
+        /// Also update each repository's descriptions on Docker Hub (token in $DOCKER_HUB_TOKEN).
+        #[arg(long)]
+        push_hub: bool,
+    },
     /// Check the engine, buildx, builder platforms, QEMU, registry and linters.
     Doctor {
         #[command(flatten)]
@@ -356,6 +370,32 @@ fn run_build(root: &std::path::Path, manifest: &Manifest, args: &BuildArgs) -> a
     Ok(())
 }
 
+fn run_docs(root: &std::path::Path, manifest: &Manifest, check: bool, push_hub: bool) -> anyhow::Result<()> {
+    let too_long = docs::check_lengths(manifest);
+    if !too_long.is_empty() {
+        return Err(bad_input(format!("{}: {}", manifest::MANIFEST_PATH, too_long.join("; "))));
+    }
+    let existing = codegen::read_files(root, docs::DIRECTORY)?;
+    let mode = if check { codegen::Mode::Check } else { codegen::Mode::Write };
+    codegen::ensure(root, &docs::expected_docs(manifest, &existing), &existing, mode, docs::REGENERATE_COMMAND)?;
+    if push_hub {
+        let token = hub::token_from_env()?;
+        for service in &manifest.services {
+            let short = docs::short_description(manifest, service);
+            hub::update_repository(
+                &hub::api_base(),
+                &token,
+                &manifest.registry.organization,
+                &service.name,
+                &short,
+                &docs::readme(manifest, service),
+            )?;
+            eprintln!("updated {}/{} on Docker Hub", manifest.registry.organization, service.name);
+        }
+    }
+    Ok(())
+}
+
 /// The repository root: `XTASK_ROOT` when set (tests run the tool on copies), else the parent
 /// of this crate.
 fn project_root() -> PathBuf {
@@ -371,6 +411,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Build(args) => run_build(&root, &manifest, &args),
         Command::Publish(args) => run_publish(&root, &manifest, &args),
         Command::Verify(args) => run_verify(&manifest, &args),
+        Command::Docs { check, push_hub } => run_docs(&root, &manifest, check, push_hub),
         Command::Doctor { target, builder } => {
             target.validate()?;
             doctor::run(&root, &manifest, target.registry.as_deref(), builder.as_deref())

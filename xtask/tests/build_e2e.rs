@@ -54,6 +54,15 @@ fn every_service_is_built_for_both_platforms_pushed_and_runs_as_1001() {
         let index = manifest(&registry, &repository, &tag);
         assert_eq!(index["mediaType"], "application/vnd.oci.image.index.v1+json", "{service}: {index}");
         assert_eq!(entry["digest"].as_str().map(str::len), Some(71), "{service}: the index digest is reported");
+        let annotations = &index["annotations"];
+        assert_eq!(
+            annotations["org.opencontainers.image.description"]
+                .as_str()
+                .map(|text| text.starts_with("BattleScope V3 - ")),
+            Some(true),
+            "{service}: {index}"
+        );
+        assert_eq!(annotations["org.opencontainers.image.licenses"], "MIT");
         let platforms = index_platforms(&index);
         let names: Vec<&str> = platforms.iter().map(|(platform, _)| platform.as_str()).collect();
         assert_eq!(names, ["linux/amd64", "linux/arm64"], "{service}: platforms in the index");

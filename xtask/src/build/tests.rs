@@ -50,7 +50,12 @@ fn default_is_every_service_for_the_engine_platform_loaded_locally() {
         commands(&plan)[2],
         "docker buildx build --progress plain --platform linux/amd64 --file docker/battle-service.Dockerfile \
          --build-arg VERSION=3.0.0-dev-0123456 --build-arg REVISION=0123456789abcdef0123456789abcdef01234567 \
-         --build-arg CREATED=2026-12-04T15:40:00Z --tag docker.io/battlescope/battle-service:v3.0.0-dev-0123456 \
+         --build-arg CREATED=2026-12-04T15:40:00Z \
+         --annotation 'manifest:org.opencontainers.image.description=BattleScope V3 - battle-service - Battle clustering' \
+         --annotation manifest:org.opencontainers.image.source=https://github.com/battlescope/battle-monitor \
+         --annotation manifest:org.opencontainers.image.version=3.0.0-dev-0123456 \
+         --annotation manifest:org.opencontainers.image.licenses=MIT \
+         --tag docker.io/battlescope/battle-service:v3.0.0-dev-0123456 \
          --load --metadata-file target/xtask/build/battle-service.metadata.json services/battle-service"
     );
 }
@@ -79,7 +84,12 @@ fn multi_platform_push_through_a_mirror_on_the_host_network() {
           --cache-from type=registry,ref=127.0.0.1:5000/battlescope/battle-service:buildcache \
           --cache-to type=registry,ref=127.0.0.1:5000/battlescope/battle-service:buildcache,mode=max \
           --build-arg VERSION=3.0.0-dev-0123456 --build-arg REVISION=0123456789abcdef0123456789abcdef01234567 \
-          --build-arg CREATED=2026-12-04T15:40:00Z --tag 127.0.0.1:5000/battlescope/battle-service:v3.0.0-dev-0123456 \
+          --build-arg CREATED=2026-12-04T15:40:00Z \
+          --annotation 'index:org.opencontainers.image.description=BattleScope V3 - battle-service - Battle clustering' \
+          --annotation index:org.opencontainers.image.source=https://github.com/battlescope/battle-monitor \
+          --annotation index:org.opencontainers.image.version=3.0.0-dev-0123456 \
+          --annotation index:org.opencontainers.image.licenses=MIT \
+          --tag 127.0.0.1:5000/battlescope/battle-service:v3.0.0-dev-0123456 \
           --push --metadata-file target/xtask/build/battle-service.metadata.json services/battle-service"
         ]
     );
@@ -103,10 +113,16 @@ fn classic_image_store_builds_each_platform_and_joins_them_in_the_registry() {
     assert!(commands[0].contains("--platform linux/amd64 --builder native-arm"), "{}", commands[0]);
     assert!(commands[0].contains("--tag docker.io/battlescope/battle-service:v3.0.0-dev-0123456-amd64 --push"));
     assert!(commands[1].contains("--tag docker.io/battlescope/battle-service:v3.0.0-dev-0123456-arm64 --push"));
-    assert_eq!(
-        commands[2],
-        "docker buildx imagetools create --tag docker.io/battlescope/battle-service:v3.0.0-dev-0123456 \
-         docker.io/battlescope/battle-service:v3.0.0-dev-0123456-amd64 docker.io/battlescope/battle-service:v3.0.0-dev-0123456-arm64"
+    assert!(
+        commands[0].contains("--annotation manifest:org.opencontainers.image.licenses=MIT"),
+        "one platform per build"
+    );
+    assert!(commands[2].contains("--annotation index:org.opencontainers.image.licenses=MIT"), "the joined index");
+    assert!(
+        commands[2].ends_with("--tag docker.io/battlescope/battle-service:v3.0.0-dev-0123456 \
+         docker.io/battlescope/battle-service:v3.0.0-dev-0123456-amd64 docker.io/battlescope/battle-service:v3.0.0-dev-0123456-arm64"),
+        "{}",
+        commands[2]
     );
     assert_eq!(plan.images[0].metadata_file, None);
 }
