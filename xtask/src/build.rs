@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::{Context, bail};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::dockerfile;
 use crate::engine::Capabilities;
@@ -42,7 +42,7 @@ pub struct BuildRequest {
     pub registry_cache: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
     /// One build for all platforms.
@@ -51,14 +51,14 @@ pub enum Strategy {
     PerPlatform,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BuildPlan {
     pub builder: String,
     pub strategy: Strategy,
     pub images: Vec<ImageBuild>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageBuild {
     pub service: String,
     /// The reference the result is tagged with.
@@ -75,6 +75,13 @@ pub struct ImageBuild {
 impl Serialize for Platform {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Platform {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Platform, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Platform::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("unknown platform `{text}`")))
     }
 }
 

@@ -33,6 +33,27 @@ pub fn head_revision(root: &Path) -> anyhow::Result<Revision> {
     parse_revision(&line).with_context(|| format!("unexpected `git log` output: {line:?}"))
 }
 
+/// Paths with uncommitted changes (tracked or untracked), as `git status --porcelain` lists them.
+pub fn dirty_paths(root: &Path) -> anyhow::Result<Vec<String>> {
+    let status = Cmd::new("git").args(["status", "--porcelain", "--untracked-files=normal"]).read(root).context("read git status")?;
+    Ok(status.lines().map(|line| line.get(3..).unwrap_or_default().to_string()).filter(|path| !path.is_empty()).collect())
+}
+
+pub fn tag_exists(root: &Path, tag: &str) -> anyhow::Result<bool> {
+    let tags = Cmd::new("git").args(["tag", "--list", tag]).read(root).context("list git tags")?;
+    Ok(tags.lines().any(|line| line == tag))
+}
+
+/// Every git tag, for picking the next pre-release number.
+pub fn tags(root: &Path) -> anyhow::Result<Vec<String>> {
+    Ok(Cmd::new("git").args(["tag", "--list"]).read(root).context("list git tags")?.lines().map(str::to_string).collect())
+}
+
+/// Whether commits can be made: git refuses them without a name and e-mail.
+pub fn identity_configured(root: &Path) -> bool {
+    Cmd::new("git").args(["config", "user.email"]).read(root).is_ok_and(|email| !email.is_empty())
+}
+
 fn parse_revision(line: &str) -> Option<Revision> {
     let mut words = line.split(' ');
     let (sha, short_sha, created) = (words.next()?, words.next()?, words.next()?);

@@ -13,12 +13,14 @@ mod error;
 mod git;
 mod hub;
 mod k8s;
+mod local_registry;
 mod manifest;
 mod process;
 mod progress;
 mod publish;
 mod reference;
 mod registry;
+mod release;
 mod tags;
 #[cfg(test)]
 mod test_server;
@@ -46,6 +48,9 @@ enum Command {
     /// Build service images with docker buildx (default: every service, the engine's platform,
     /// loaded into the local engine, tagged vX.Y.Z-dev-<short sha>).
     Build(BuildArgs),
+    /// The whole release: preflight, build, publish, verify, then the version, CHANGELOG,
+    /// Kubernetes manifests and docs committed and tagged.
+    Release(ReleaseArgs),
     /// Give built images their release tags in the registry: per-arch tags and multi-arch
     /// indexes, never overwriting a release, moving floating tags only forward.
     Publish(PublishArgs),
@@ -61,6 +66,17 @@ enum Command {
         /// Also update each repository's descriptions on Docker Hub (token in $DOCKER_HUB_TOKEN).
         #[arg(long)]
         push_hub: bool,
+    },
+    /// Start or stop a loopback registry (what `--registry local` uses).
+    LocalRegistry {
+        #[command(subcommand)]
+        action: LocalRegistryAction,
+    },
+    /// Print the CI build matrix (JSON for a GitHub Actions `strategy.matrix`).
+    CiMatrix {
+        /// One job per service and platform instead of one per service.
+        #[arg(long)]
+        per_platform: bool,
     },
     /// Check the engine, buildx, builder platforms, QEMU, registry and linters.
     Doctor {
@@ -78,10 +94,148 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum LocalRegistryAction {
+    /// Start one on 127.0.0.1:PORT (or reuse the one answering there); prints its address.
+    Start(LocalRegistryArgs),
+    /// Stop the one started on PORT.
+    Stop(LocalRegistryArgs),
+}
+
+#[derive(Args)]
+struct LocalRegistryArgs {
+    #[arg(long, default_value_t = local_registry::DEFAULT_PORT)]
+    port: u16,
+    /// Where its data, config, pid and log go (default: target/xtask/registry-PORT).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<std::path::PathBuf>,
+}
+
+/// How images are built: the settings `build` and `release` share.
+#[derive(Args)]
+struct EngineArgs {
+    /// Network for RUN steps (`host` where the engine has no bridge network).
+    #[arg(long, value_name = "MODE", env = "XTASK_BUILD_NETWORK")]
+    network: Option<String>,
+    /// Registry that mirrors every base image under its usual path (a pull-through cache).
+    #[arg(long, value_name = "HOST[:PORT]", env = "XTASK_BASE_MIRROR")]
+    base_mirror: Option<String>,
+    /// buildx builder to use instead of the current one (for example one with native arm64 nodes).
+    #[arg(long, value_name = "NAME", env = "XTASK_BUILDER")]
+    builder: Option<String>,
+    /// Build every step again, ignoring the build cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// Share the build cache through the registry (`<image>:buildcache`, mode=max), as CI does.
+    #[arg(long)]
+    registry_cache: bool,
+    /// How many services build at once (default: the number of cores, at most 4).
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+}
+
+impl EngineArgs {
+    fn jobs(&self) -> usize {
+        let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+        self.jobs.unwrap_or(cores.min(4)).max(1)
+    }
+
+    /// The build request for these settings, validated: bad values are bad input (exit 2).
+    fn request(&self, services: &[String], target: &TargetArgs) -> anyhow::Result<build::BuildRequest> {
+        target.validate()?;
+        if let Some(host) = &self.base_mirror {
+            reference::validate_registry_host(host).map_err(|message| bad_input(format!("--base-mirror: {message}")))?;
+        }
+        Ok(build::BuildRequest {
+            services: services.to_vec(),
+            platforms: None,
+            push: false,
+            registry: target.registry.clone(),
+            organization: target.organization.clone(),
+            network: self.network.clone(),
+            base_mirror: self.base_mirror.clone(),
+            builder: self.builder.clone(),
+            no_cache: self.no_cache,
+            registry_cache: self.registry_cache,
+        })
+    }
+}
+
+#[derive(Args)]
+struct ReleaseArgs {
+    /// Which part of the version to raise.
+    #[arg(long, value_enum)]
+    bump: Option<release::Bump>,
+    /// Make a pre-release with this label: `--pre rc` gives vX.Y.Z-rc.N.
+    #[arg(long, value_name = "LABEL")]
+    pre: Option<String>,
+    /// Service to release (repeatable; default: every service).
+    #[arg(long = "service", value_name = "S")]
+    services: Vec<String>,
+    #[command(flatten)]
+    target: TargetArgs,
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// Print the complete plan (version, every image reference, every file diff, every command)
+    /// and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Machine-readable output on stdout: the plan with --dry-run, else the outcome and checklist.
+    #[arg(long)]
+    json: bool,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    yes: bool,
+    /// Finish the release that stopped, from its journal, without redoing finished steps.
+    #[arg(long, conflicts_with_all = ["bump", "pre", "dry_run"])]
+    resume: bool,
+    /// Release even though CHANGELOG.md has nothing under Unreleased.
+    #[arg(long)]
+    allow_empty_changelog: bool,
+    /// Push the release commit and tag to `origin`.
+    #[arg(long)]
+    git_push: bool,
+}
+
+fn run_release(root: &std::path::Path, manifest: &Manifest, args: &ReleaseArgs) -> anyhow::Result<()> {
+    let build = args.engine.request(&args.services, &args.target)?;
+    let options = release::Options {
+        bump: args.bump,
+        pre: args.pre.clone(),
+        build,
+        jobs: args.engine.jobs(),
+        dry_run: args.dry_run,
+        json: args.json,
+        yes: args.yes,
+        resume: args.resume,
+        allow_empty_changelog: args.allow_empty_changelog,
+        git_push: args.git_push,
+    };
+    let host = args.target.resolve(manifest)?.host;
+    let client = registry::Client::new(&host)?;
+    release::run(root, manifest, &options, &client)
+}
+
+fn run_ci_matrix(manifest: &Manifest, per_platform: bool) -> anyhow::Result<()> {
+    let mut include = Vec::new();
+    for service in &manifest.services {
+        if per_platform {
+            for platform in &manifest.release.platforms {
+                include.push(serde_json::json!({ "service": service.name, "platform": platform.as_str(), "arch": platform.arch() }));
+            }
+        } else {
+            include.push(serde_json::json!({ "service": service.name }));
+        }
+    }
+    println!("{}", serde_json::json!({ "include": include }));
+    Ok(())
+}
+
 /// Where images live: the manifest's registry and organization unless overridden.
 #[derive(Args)]
 struct TargetArgs {
-    /// Registry host to use instead of the manifest's (the organization is kept).
+    /// Registry host to use instead of the manifest's (the organization is kept); `local`
+    /// starts (or reuses) a loopback registry on 127.0.0.1:5000.
     #[arg(long, value_name = "HOST[:PORT]", env = "XTASK_REGISTRY")]
     registry: Option<String>,
     /// Organization to use instead of the manifest's.
@@ -90,6 +244,17 @@ struct TargetArgs {
 }
 
 impl TargetArgs {
+    /// `--registry local`: starts (or reuses) the loopback registry and uses its address.
+    fn start_local(&mut self, root: &std::path::Path) -> anyhow::Result<()> {
+        if self.registry.as_deref() == Some("local") {
+            let port = local_registry::DEFAULT_PORT;
+            let address = local_registry::start(root, port, &local_registry::default_directory(root, port))?;
+            eprintln!("using the local registry at {address}");
+            self.registry = Some(address);
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> anyhow::Result<()> {
         if let Some(host) = &self.registry {
             reference::validate_registry_host(host).map_err(|message| bad_input(format!("--registry: {message}")))?;
@@ -266,24 +431,8 @@ struct BuildArgs {
     /// Tag to give the images instead of vX.Y.Z-dev-<short sha>.
     #[arg(long, value_name = "TAG")]
     tag: Option<String>,
-    /// Network for RUN steps (`host` where the engine has no bridge network).
-    #[arg(long, value_name = "MODE", env = "XTASK_BUILD_NETWORK")]
-    network: Option<String>,
-    /// Registry that mirrors every base image under its usual path (a pull-through cache).
-    #[arg(long, value_name = "HOST[:PORT]", env = "XTASK_BASE_MIRROR")]
-    base_mirror: Option<String>,
-    /// buildx builder to use instead of the current one (for example one with native arm64 nodes).
-    #[arg(long, value_name = "NAME", env = "XTASK_BUILDER")]
-    builder: Option<String>,
-    /// Build every step again, ignoring the build cache.
-    #[arg(long)]
-    no_cache: bool,
-    /// Share the build cache through the registry (`<image>:buildcache`, mode=max), as CI does.
-    #[arg(long)]
-    registry_cache: bool,
-    /// How many services build at once (default: the number of cores, at most 4).
-    #[arg(long, value_name = "N")]
-    jobs: Option<usize>,
+    #[command(flatten)]
+    engine: EngineArgs,
     /// Print the plan (every command) and run nothing.
     #[arg(long)]
     dry_run: bool,
@@ -295,9 +444,8 @@ struct BuildArgs {
 impl BuildArgs {
     /// The domain request, validated: bad values are bad input (exit 2) before anything runs.
     fn request(&self) -> anyhow::Result<build::BuildRequest> {
-        let platforms = if self.platform.is_empty() {
-            None
-        } else {
+        let mut request = self.engine.request(&self.services, &self.target)?;
+        if !self.platform.is_empty() {
             let parsed = self
                 .platform
                 .iter()
@@ -307,28 +455,13 @@ impl BuildArgs {
                     })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            Some(parsed)
-        };
-        self.target.validate()?;
+            request.platforms = Some(parsed);
+        }
         if let Some(tag) = &self.tag {
             reference::validate_tag(tag).map_err(|message| bad_input(format!("--tag: {message}")))?;
         }
-        if let Some(host) = &self.base_mirror {
-            reference::validate_registry_host(host)
-                .map_err(|message| bad_input(format!("--base-mirror: {message}")))?;
-        }
-        Ok(build::BuildRequest {
-            services: self.services.clone(),
-            platforms,
-            push: self.push,
-            registry: self.target.registry.clone(),
-            organization: self.target.organization.clone(),
-            network: self.network.clone(),
-            base_mirror: self.base_mirror.clone(),
-            builder: self.builder.clone(),
-            no_cache: self.no_cache,
-            registry_cache: self.registry_cache,
-        })
+        request.push = self.push;
+        Ok(request)
     }
 }
 
@@ -355,8 +488,7 @@ fn run_build(root: &std::path::Path, manifest: &Manifest, args: &BuildArgs) -> a
         }
         return Ok(());
     }
-    let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
-    let built = build::execute(root, &plan, args.jobs.unwrap_or(cores.min(4)))?;
+    let built = build::execute(root, &plan, args.engine.jobs())?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&built)?);
     } else {
@@ -406,13 +538,42 @@ fn project_root() -> PathBuf {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let root = project_root();
+    if let Command::LocalRegistry { action } = &cli.command {
+        return match action {
+            LocalRegistryAction::Start(args) => {
+                let directory = args.dir.clone().unwrap_or_else(|| local_registry::default_directory(&root, args.port));
+                println!("{}", local_registry::start(&root, args.port, &directory)?);
+                Ok(())
+            }
+            LocalRegistryAction::Stop(args) => {
+                let directory = args.dir.clone().unwrap_or_else(|| local_registry::default_directory(&root, args.port));
+                local_registry::stop(&root, args.port, &directory)
+            }
+        };
+    }
     let manifest = Manifest::load(&root)?;
     match cli.command {
-        Command::Build(args) => run_build(&root, &manifest, &args),
-        Command::Publish(args) => run_publish(&root, &manifest, &args),
-        Command::Verify(args) => run_verify(&manifest, &args),
+        Command::Build(mut args) => {
+            args.target.start_local(&root)?;
+            run_build(&root, &manifest, &args)
+        }
+        Command::Release(mut args) => {
+            args.target.start_local(&root)?;
+            run_release(&root, &manifest, &args)
+        }
+        Command::LocalRegistry { .. } => unreachable!("handled above"),
+        Command::CiMatrix { per_platform } => run_ci_matrix(&manifest, per_platform),
+        Command::Publish(mut args) => {
+            args.target.start_local(&root)?;
+            run_publish(&root, &manifest, &args)
+        }
+        Command::Verify(mut args) => {
+            args.target.start_local(&root)?;
+            run_verify(&manifest, &args)
+        }
         Command::Docs { check, push_hub } => run_docs(&root, &manifest, check, push_hub),
-        Command::Doctor { target, builder } => {
+        Command::Doctor { mut target, builder } => {
+            target.start_local(&root)?;
             target.validate()?;
             doctor::run(&root, &manifest, target.registry.as_deref(), builder.as_deref())
         }

@@ -229,6 +229,21 @@ impl Manifest {
     }
 }
 
+/// The manifest text with `[release] version` set to `version`: only that string changes.
+pub fn with_version(text: &str, version: &semver::Version) -> anyhow::Result<String> {
+    #[derive(Deserialize)]
+    struct Versioned {
+        release: VersionedRelease,
+    }
+    #[derive(Deserialize)]
+    struct VersionedRelease {
+        version: Spanned<String>,
+    }
+    let parsed: Versioned = toml::from_str(text).map_err(|error| BadInput(format!("{MANIFEST_PATH}: {}", error.message())))?;
+    let span = parsed.release.version.span();
+    Ok(format!("{}\"{version}\"{}", &text[..span.start], &text[span.end..]))
+}
+
 /// Every problem found in one manifest.
 #[derive(Debug)]
 pub struct ManifestError {

@@ -8,15 +8,15 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 
 use anyhow::{Context, bail};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One program and its arguments: never a shell string, so no value is ever re-parsed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cmd {
     pub program: String,
     pub args: Vec<String>,
     /// Extra environment, shown in the command line (so never a secret).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<(String, String)>,
 }
 

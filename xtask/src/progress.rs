@@ -64,3 +64,32 @@ impl Task {
         }
     }
 }
+
+/// A phase of work: a `::group::` under GitHub Actions, a heading elsewhere, and its duration
+/// when it ends.
+pub struct Section {
+    name: String,
+    started: Instant,
+    github: bool,
+}
+
+impl Section {
+    pub fn start(name: &str) -> Section {
+        let github = std::env::var("GITHUB_ACTIONS").is_ok_and(|value| value == "true");
+        if github {
+            eprintln!("::group::{name}");
+        } else {
+            eprintln!("==> {name}");
+        }
+        Section { name: name.to_string(), started: Instant::now(), github }
+    }
+}
+
+impl Drop for Section {
+    fn drop(&mut self) {
+        if self.github {
+            eprintln!("::endgroup::");
+        }
+        eprintln!("    {} took {:.1}s", self.name, self.started.elapsed().as_secs_f64());
+    }
+}

@@ -251,3 +251,10 @@ fn every_problem_is_reported_at_once_with_file_and_line() {
     );
     assert!(message.contains("services/services.toml:18:"), "{message}");
 }
+
+#[test]
+fn the_version_is_set_in_place() {
+    let text = VALID.replace("version = \"3.0.0\"", "version = \"3.0.0\" # bumped by the release");
+    let after = with_version(&text, &semver::Version::parse("3.1.0").unwrap()).unwrap();
+    assert_eq!(after, text.replace("\"3.0.0\"", "\"3.1.0\""));
+}

