@@ -6,10 +6,12 @@ VERSION ?=
 PLATFORMS ?= linux/amd64,linux/arm64
 SERVICE_NAME ?=
 
-XTASK_IMAGE_ARGS = --registry $(DOCKER_REGISTRY) --organization $(DOCKER_ORG) \
-	$(if $(VERSION),--tag $(VERSION)) $(if $(SERVICE_NAME),--service $(SERVICE_NAME))
+BUMP ?= minor
 
-.PHONY: docker-build docker-build-multi docker-push docker-build-push docker-build-push-multi dockerfiles doctor
+XTASK_TARGET_ARGS = --registry $(DOCKER_REGISTRY) --organization $(DOCKER_ORG) $(if $(SERVICE_NAME),--service $(SERVICE_NAME))
+XTASK_IMAGE_ARGS = $(XTASK_TARGET_ARGS) $(if $(VERSION),--tag $(VERSION))
+
+.PHONY: docker-build docker-build-multi docker-push docker-build-push docker-build-push-multi release dockerfiles docs doctor
 
 ## Build for this machine's platform, loaded into the local engine.
 docker-build:
@@ -31,8 +33,15 @@ docker-build-push:
 docker-build-push-multi:
 	cargo xtask build $(XTASK_IMAGE_ARGS) --platform $(PLATFORMS) --push
 
+## The whole release (BUMP=major|minor|patch).
+release:
+	cargo xtask release --bump $(BUMP) $(XTASK_TARGET_ARGS)
+
 dockerfiles:
 	cargo xtask dockerfiles
+
+docs:
+	cargo xtask docs
 
 doctor:
 	cargo xtask doctor

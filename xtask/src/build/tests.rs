@@ -68,6 +68,7 @@ fn multi_platform_push_through_a_mirror_on_the_host_network() {
         push: true,
         registry: Some("127.0.0.1:5000".into()),
         organization: None,
+        version: None,
         network: Some("host".into()),
         base_mirror: Some("127.0.0.1:5001".into()),
         builder: None,

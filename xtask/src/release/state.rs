@@ -51,7 +51,11 @@ impl Lock {
         if let Ok(text) = std::fs::read_to_string(&paths.lock) {
             if let Ok(held) = serde_json::from_str::<LockFile>(&text) {
                 if alive(held.pid) && held.pid != std::process::id() {
-                    bail!("a release of {} is in progress (pid {}): wait for it to finish; one release runs at a time", held.version, held.pid);
+                    bail!(
+                        "a release of {} is in progress (pid {}): wait for it to finish; one release runs at a time",
+                        held.version,
+                        held.pid
+                    );
                 }
                 if !resuming {
                     bail!(
@@ -65,7 +69,8 @@ impl Lock {
         }
         std::fs::create_dir_all(&paths.directory).with_context(|| format!("create {}", paths.directory.display()))?;
         let lock = LockFile { pid: std::process::id(), version: version.to_string() };
-        std::fs::write(&paths.lock, serde_json::to_string(&lock)?).with_context(|| format!("write {}", paths.lock.display()))?;
+        std::fs::write(&paths.lock, serde_json::to_string(&lock)?)
+            .with_context(|| format!("write {}", paths.lock.display()))?;
         Ok(Lock { path: paths.lock.clone() })
     }
 }
@@ -90,7 +95,10 @@ impl Journal {
 
     pub fn load(paths: &Paths) -> anyhow::Result<Option<Journal>> {
         match std::fs::read_to_string(&paths.journal) {
-            Ok(text) => Ok(Some(serde_json::from_str(&text).with_context(|| format!("read the release journal {}", paths.journal.display()))?)),
+            Ok(text) => Ok(Some(
+                serde_json::from_str(&text)
+                    .with_context(|| format!("read the release journal {}", paths.journal.display()))?,
+            )),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(error) => Err(error).with_context(|| format!("read {}", paths.journal.display())),
         }
@@ -107,7 +115,8 @@ impl Journal {
     pub fn save(&self, paths: &Paths) -> anyhow::Result<()> {
         std::fs::create_dir_all(&paths.directory)?;
         let aside = paths.journal.with_extension("json.tmp");
-        std::fs::write(&aside, serde_json::to_string_pretty(self)?).with_context(|| format!("write {}", aside.display()))?;
+        std::fs::write(&aside, serde_json::to_string_pretty(self)?)
+            .with_context(|| format!("write {}", aside.display()))?;
         std::fs::rename(&aside, &paths.journal).with_context(|| format!("write {}", paths.journal.display()))
     }
 }

@@ -1,0 +1,297 @@
+//! `cargo xtask release --bump minor` end to end, for real: all seven services built for both
+//! platforms, published to a registry, files edited, committed and tagged, in a clone of this
+//! repository; then the refusal of a second identical release, and a release stopped mid
+//! publish that `--resume` finishes.
+#![allow(clippy::print_stderr, reason = "tests narrate to stderr, which cargo test captures")]
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::*;
+
+const SERVICES: [&str; 7] = [
+    "ingestion-service",
+    "enrichment-service",
+    "battle-service",
+    "search-service",
+    "notification-service",
+    "frontend-bff",
+    "frontend",
+];
+
+/// A clone of this repository's committed state, with a git identity to commit with.
+fn clone_repository() -> tempfile::TempDir {
+    let clone = tempfile::tempdir().unwrap();
+    let status =
+        Command::new("git").args(["clone", "--quiet"]).arg(repository_root()).arg(clone.path()).status().unwrap();
+    assert!(status.success());
+    for (key, value) in [("user.email", "release-test@example.com"), ("user.name", "Release Test")] {
+        Command::new("git").args(["config", key, value]).current_dir(clone.path()).status().unwrap();
+    }
+    clone
+}
+
+fn release_in(clone: &Path, args: &[&str]) -> Command {
+    let mut command = xtask(args);
+    command.current_dir(clone).env("XTASK_ROOT", clone);
+    command
+}
+
+fn git(clone: &Path, args: &[&str]) -> String {
+    let output = Command::new("git").args(args).current_dir(clone).output().unwrap();
+    assert!(output.status.success(), "git {args:?}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+/// The end state of a finished v3.1.0 release, checked from the registry, the files and git.
+fn assert_released(clone: &Path, registry: &str, organization: &str) {
+    for service in SERVICES {
+        let repository = format!("{organization}/{service}");
+        let digests = tag_digests(registry, &repository);
+        let index = digest_of(&digests, "v3.1.0").unwrap_or_else(|| panic!("{repository}:v3.1.0 missing"));
+        let children = index_platforms(&manifest(registry, &repository, &index));
+        assert_eq!(children.len(), 2, "{repository}: both platforms");
+        for tag in ["v3.1.0", "v3.1", "v3", "latest"] {
+            assert_eq!(digest_of(&digests, tag).as_ref(), Some(&index), "{repository}:{tag}");
+            for (platform, child) in &children {
+                let arch = platform.trim_start_matches("linux/");
+                assert_eq!(
+                    digest_of(&digests, &format!("{tag}-{arch}")).as_ref(),
+                    Some(child),
+                    "{repository}:{tag}-{arch}"
+                );
+            }
+        }
+    }
+    let changed = git(clone, &["diff", "--name-only", "HEAD~1", "HEAD"]);
+    let mut changed: Vec<&str> = changed.lines().collect();
+    changed.sort();
+    let mut expected = vec!["CHANGELOG.md".to_string(), "services/services.toml".to_string()];
+    for service in SERVICES {
+        expected.push(format!("docs/registry/{service}/README.md"));
+        expected.push(format!("services/{service}/k8s/deployment.yaml"));
+    }
+    expected.sort();
+    assert_eq!(changed, expected, "the release commit changes exactly these files");
+    let manifest_diff = git(clone, &["diff", "-U0", "HEAD~1", "HEAD", "--", "services/services.toml"]);
+    assert!(manifest_diff.contains("-version = \"3.0.0\"\n+version = \"3.1.0\""), "{manifest_diff}");
+    for service in SERVICES {
+        let diff =
+            git(clone, &["diff", "-U0", "HEAD~1", "HEAD", "--", &format!("services/{service}/k8s/deployment.yaml")]);
+        let changed: Vec<&str> = diff
+            .lines()
+            .filter(|line| {
+                (line.starts_with('-') || line.starts_with('+')) && !line.starts_with("---") && !line.starts_with("+++")
+            })
+            .collect();
+        assert_eq!(
+            changed,
+            [
+                format!("-          image: docker.io/battlescope/{service}:v3.0.0"),
+                format!("+          image: docker.io/battlescope/{service}:v3.1.0")
+            ],
+            "{service}: only the image tag changes"
+        );
+    }
+    let changelog = std::fs::read_to_string(clone.join("CHANGELOG.md")).unwrap();
+    assert!(changelog.contains("## [Unreleased]\n\n## [3.1.0] - 20"), "{changelog}");
+    assert!(changelog.contains("[unreleased]: https://github.com/battlescope/battle-monitor/compare/v3.1.0...HEAD"));
+    assert!(changelog.contains("[3.1.0]: https://github.com/battlescope/battle-monitor/compare/v3.0.0...v3.1.0"));
+    assert_eq!(git(clone, &["log", "-1", "--format=%s"]).trim(), "release: v3.1.0");
+    assert_eq!(git(clone, &["cat-file", "-t", "v3.1.0"]).trim(), "tag", "an annotated tag");
+    assert_eq!(git(clone, &["status", "--porcelain"]).trim(), "", "nothing left uncommitted");
+    for check in [["dockerfiles", "--check"], ["docs", "--check"]] {
+        assert!(release_in(clone, &check).output().unwrap().status.success(), "{check:?} after the release");
+    }
+    if let Ok(validate) = which::which("kubernetes-validate") {
+        let manifests: Vec<String> =
+            SERVICES.iter().map(|service| format!("services/{service}/k8s/deployment.yaml")).collect();
+        let output = Command::new(validate).args(&manifests).current_dir(clone).output().unwrap();
+        assert!(
+            output.status.success(),
+            "kubernetes-validate after the release: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+}
+
+#[test]
+fn release_minor_of_all_services_then_refuse_the_same_release() {
+    let Some(registry) = test_registry() else { return };
+    let organization = "rel-e2e";
+    let clone = clone_repository();
+    let common =
+        ["--registry", &registry, "--organization", organization, "--base-mirror", &registry, "--network", "host"];
+    let release = |clone: &Path, extra: &[&str]| {
+        release_in(clone, &[&["release", "--bump", "minor"][..], &common, extra].concat()).output().unwrap()
+    };
+
+    let dry_run = release(clone.path(), &["--dry-run", "--json"]);
+    assert!(dry_run.status.success(), "{}", stderr(&dry_run));
+    let plan: Value = serde_json::from_slice(&dry_run.stdout).unwrap();
+    assert_eq!(plan["version"], "v3.1.0");
+    assert_eq!(plan["images"].as_array().unwrap().len(), 84, "12 references for each of 7 services");
+    assert_eq!(git(clone.path(), &["status", "--porcelain"]).trim(), "", "a dry run changes no file");
+    assert!(tag_digests(&registry, &format!("{organization}/frontend")).is_empty(), "nor the registry");
+
+    let started = Instant::now();
+    let output = release(clone.path(), &["--yes", "--json"]);
+    eprintln!("{}", stderr(&output));
+    assert!(output.status.success());
+    eprintln!("figure: end-to-end release of 7 services took {:.1}s", started.elapsed().as_secs_f64());
+    let outcome: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let checklist = outcome["checklist"].as_array().unwrap();
+    assert_eq!(checklist.len(), 8, "every R15 item");
+    assert!(checklist.iter().all(|item| item["ok"] != false), "{checklist:?}");
+    assert!(
+        checklist.iter().any(|item| item["item"] == "image scanned" && item["ok"].is_null()),
+        "not done is said, not assumed"
+    );
+    assert_released(clone.path(), &registry, organization);
+
+    // The real run executed exactly the planned steps, in order.
+    let record: Value =
+        serde_json::from_str(&std::fs::read_to_string(clone.path().join("target/xtask/release/v3.1.0.json")).unwrap())
+            .unwrap();
+    assert_eq!(record["plan"], plan, "the journal's plan is the dry run's plan");
+    let planned: Vec<&Value> = plan["steps"].as_array().unwrap().iter().map(|step| &step["id"]).collect();
+    let done: Vec<&Value> = record["done"].as_array().unwrap().iter().collect();
+    assert_eq!(done, planned);
+
+    // The same release from another clone: refused before any build, nothing changed.
+    let before = tag_digests(&registry, &format!("{organization}/battle-service"));
+    let again = clone_repository();
+    let output = release(again.path(), &["--yes"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(&format!("{registry}/{organization}/ingestion-service:v3.1.0 already exists")),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!again.path().join("target/xtask/build").exists(), "refused before any build");
+    assert_eq!(tag_digests(&registry, &format!("{organization}/battle-service")), before);
+    assert_eq!(git(again.path(), &["status", "--porcelain"]).trim(), "");
+}
+
+/// A registry of this test's own, stopped with the guard.
+struct OwnRegistry {
+    address: String,
+    directory: tempfile::TempDir,
+    port: String,
+}
+
+impl OwnRegistry {
+    fn start() -> OwnRegistry {
+        let directory = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+        let output =
+            xtask(&["local-registry", "start", "--port", &port, "--dir", &directory.path().display().to_string()])
+                .output()
+                .unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        OwnRegistry { address: String::from_utf8(output.stdout).unwrap().trim().to_string(), directory, port }
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = std::fs::read_to_string(self.directory.path().join("pid")).unwrap();
+        assert!(Command::new("kill").args([signal, pid.trim()]).status().unwrap().success());
+    }
+}
+
+impl Drop for OwnRegistry {
+    fn drop(&mut self) {
+        self.signal("-CONT");
+        let _ = xtask(&[
+            "local-registry",
+            "stop",
+            "--port",
+            &self.port,
+            "--dir",
+            &self.directory.path().display().to_string(),
+        ])
+        .output();
+    }
+}
+
+#[test]
+fn a_release_stopped_mid_publish_resumes_to_the_same_end_state() {
+    let Some(mirror) = test_registry() else { return };
+    let registry = OwnRegistry::start();
+    let organization = "rel-resume";
+    let clone = clone_repository();
+    let common = [
+        "--registry",
+        registry.address.as_str(),
+        "--organization",
+        organization,
+        "--base-mirror",
+        &mirror,
+        "--network",
+        "host",
+        "--yes",
+    ];
+    let mut child = release_in(clone.path(), &[&["release", "--bump", "minor"][..], &common].concat())
+        .env("XTASK_RETRY_ATTEMPTS", "1")
+        .env("XTASK_HTTP_TIMEOUT_SECS", "2")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // Freeze the registry at the first release-tag write: the publish stops mid-way.
+    let log = registry.directory.path().join("registry.log");
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.lines().any(|line| line.contains("\"PUT /v2/rel-resume/") && line.contains("/manifests/v3.1.0-amd64 "))
+        {
+            registry.signal("-STOP");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline && child.try_wait().unwrap().is_none(),
+            "the release ended before its publish"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    registry.signal("-CONT");
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{message}");
+    assert!(message.contains("run `cargo xtask release --resume`"), "{message}");
+    assert_ne!(git(clone.path(), &["log", "-1", "--format=%s"]).trim(), "release: v3.1.0", "no release commit yet");
+
+    // A new release is refused while this one is unfinished.
+    let output = release_in(clone.path(), &[&["release", "--bump", "minor"][..], &common].concat()).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("stopped before finishing") && stderr(&output).contains("--resume"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = release_in(
+        clone.path(),
+        &["release", "--resume", "--registry", &registry.address, "--organization", organization, "--yes"],
+    )
+    .output()
+    .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stderr(&output).contains("resuming the release of v3.1.0"));
+    assert_released(clone.path(), &registry.address, organization);
+    let record: Value =
+        serde_json::from_str(&std::fs::read_to_string(clone.path().join("target/xtask/release/v3.1.0.json")).unwrap())
+            .unwrap();
+    let planned: Vec<&Value> = record["plan"]["steps"].as_array().unwrap().iter().map(|step| &step["id"]).collect();
+    let mut done: Vec<&Value> = record["done"].as_array().unwrap().iter().collect();
+    done.sort_by_key(|id| planned.iter().position(|planned| planned == id));
+    assert_eq!(done, planned, "every step done exactly once");
+}
