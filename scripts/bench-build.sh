@@ -15,9 +15,9 @@ if [ $# -ge 1 ]; then
   registry=$1
 else
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  export XTASK_REGISTRY_DIR; XTASK_REGISTRY_DIR=$(mktemp -d)
-  registry=$(scripts/local-registry.sh start "$port")
-  trap 'scripts/local-registry.sh stop "$port"; rm -rf "$XTASK_REGISTRY_DIR"' EXIT
+  registry_dir=$(mktemp -d)
+  registry=$(cargo xtask local-registry start --port "$port" --dir "$registry_dir")
+  trap 'cargo xtask local-registry stop --port "$port" --dir "$registry_dir"; rm -rf "$registry_dir"' EXIT
   scripts/seed-base-images.sh "$registry"
 fi
 cargo build -q -p xtask

@@ -22,7 +22,7 @@ if [ $# -ge 1 ]; then
   mirror=$1
 else
   mirror_port=$(free_port)
-  mirror=$(XTASK_REGISTRY_DIR=$work/mirror scripts/local-registry.sh start "$mirror_port")
+  mirror=$(cargo xtask local-registry start --port "$mirror_port" --dir "$work/mirror")
   pids+=("$(cat "$work/mirror/pid")")
   scripts/seed-base-images.sh "$mirror" >/dev/null
 fi
@@ -35,7 +35,7 @@ xtask=target/debug/xtask
 fresh_registry() { # <name>
   local port proxy
   port=$(free_port); proxy=$(free_port)
-  XTASK_REGISTRY_DIR=$work/$1 scripts/local-registry.sh start "$port" >/dev/null
+  cargo xtask local-registry start --port "$port" --dir "$work/$1" >/dev/null
   pids+=("$(cat "$work/$1/pid")")
   python3 scripts/lib/count_proxy.py "$proxy" "$port" "$work/$1/bytes" &
   pids+=($!)

@@ -715,7 +715,7 @@ fn report(plan: &Plan, checklist: &[ChecklistItem], client: &Client, json: bool)
         let digest = client.head_manifest(&path, &plan.version)?.unwrap_or_default();
         images.push((format!("{}/{path}:{}", plan.registry, plan.version), digest));
     }
-    let mut summary = format!("| image | digest |\n|---|---|\n");
+    let mut summary = "| image | digest |\n|---|---|\n".to_string();
     for (image, digest) in &images {
         summary.push_str(&format!("| `{image}` | `{digest}` |\n"));
     }
