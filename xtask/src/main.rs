@@ -21,6 +21,7 @@ mod publish;
 mod reference;
 mod registry;
 mod release;
+mod scan;
 mod tags;
 #[cfg(test)]
 mod test_server;

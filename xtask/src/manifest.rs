@@ -19,6 +19,8 @@ pub struct Manifest {
     pub registry: Registry,
     pub release: Release,
     pub services: Vec<Service>,
+    /// The scan gate (`[scan]`); on, with Trivy, when the table is absent.
+    pub scan: crate::scan::Policy,
 }
 
 #[derive(Debug, Clone)]
@@ -308,6 +310,26 @@ struct RawManifest {
     release: RawRelease,
     #[serde(default)]
     service: Vec<Spanned<RawService>>,
+    scan: Option<RawScan>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScan {
+    scanner: Option<Spanned<crate::scan::Scanner>>,
+    fail_on: Option<Spanned<String>>,
+    ignore_unfixed: Option<bool>,
+    sbom: Option<bool>,
+    #[serde(default)]
+    allow: Vec<Spanned<RawAllow>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAllow {
+    id: Spanned<String>,
+    reason: Spanned<String>,
+    expires: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -418,7 +440,61 @@ impl Checker<'_> {
                 fix: "add a [[service]] table (README.md shows one)".into(),
             });
         }
-        Manifest { project, registry, release, services }
+        let scan = raw.scan.map(|scan| self.scan(scan)).unwrap_or_default();
+        Manifest { project, registry, release, services, scan }
+    }
+
+    fn scan(&mut self, raw: RawScan) -> crate::scan::Policy {
+        let defaults = crate::scan::Policy::default();
+        let fail_on = match &raw.fail_on {
+            Some(text) => crate::scan::Severity::parse(text.get_ref()).unwrap_or_else(|| {
+                self.problem(
+                    text,
+                    "key `scan.fail_on`",
+                    format!("unknown severity `{}`", text.get_ref()),
+                    "use low, medium, high or critical",
+                );
+                defaults.fail_on
+            }),
+            None => defaults.fail_on,
+        };
+        let mut allow = Vec::new();
+        for entry in &raw.allow {
+            let entry = entry.get_ref();
+            let id = entry.id.get_ref().clone();
+            let key = format!("scan.allow `{id}`");
+            let reason = self.one_line(&entry.reason, &key);
+            let expires = entry.expires.get_ref().clone();
+            let is_date = expires.len() == 10
+                && expires
+                    .bytes()
+                    .enumerate()
+                    .all(|(index, b)| if index == 4 || index == 7 { b == b'-' } else { b.is_ascii_digit() });
+            if !is_date {
+                self.problem(
+                    &entry.expires,
+                    &key,
+                    format!("expires `{expires}` is not a date"),
+                    "write it as YYYY-MM-DD: every accepted risk has an end",
+                );
+            }
+            if id.trim().is_empty() {
+                self.problem(
+                    &entry.id,
+                    "key `scan.allow.id`",
+                    "is empty",
+                    "name the finding, for example `CVE-2024-12345`",
+                );
+            }
+            allow.push(crate::scan::Allowed { id, reason, expires });
+        }
+        crate::scan::Policy {
+            scanner: raw.scanner.map_or(defaults.scanner, |scanner| *scanner.get_ref()),
+            fail_on,
+            ignore_unfixed: raw.ignore_unfixed.unwrap_or(defaults.ignore_unfixed),
+            sbom: raw.sbom.unwrap_or(defaults.sbom),
+            allow,
+        }
     }
 
     fn registry(&mut self, raw: &RawRegistry) -> Registry {

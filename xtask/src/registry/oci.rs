@@ -69,6 +69,8 @@ pub struct ImageConfig {
 pub struct RuntimeConfig {
     #[serde(rename = "User", default)]
     pub user: String,
+    #[serde(rename = "Labels", default)]
+    pub labels: Option<BTreeMap<String, String>>,
 }
 
 pub fn sha256_digest(bytes: &[u8]) -> String {

@@ -86,11 +86,26 @@ pub struct Journal {
     pub plan: Plan,
     /// Ids of the finished steps, in the order they finished.
     pub done: Vec<String>,
+    /// What the scan gate found (for the checklist).
+    #[serde(default)]
+    pub scan_summary: Option<String>,
+    /// Evidence kept with the release: scan reports, SBOMs.
+    #[serde(default)]
+    pub attachments: Vec<String>,
 }
 
 impl Journal {
     pub fn is_done(&self, id: &str) -> bool {
         self.done.iter().any(|done| done == id)
+    }
+
+    pub fn new(plan: Plan) -> Journal {
+        Journal { plan, done: Vec::new(), scan_summary: None, attachments: Vec::new() }
+    }
+
+    /// Forgets an unfinished release that cannot be resumed (a refused gate).
+    pub fn discard(paths: &Paths) {
+        let _ = std::fs::remove_file(&paths.journal);
     }
 
     pub fn load(paths: &Paths) -> anyhow::Result<Option<Journal>> {

@@ -1,0 +1,174 @@
+//! The release's scan gate and SBOMs: what was built is checked (image config: numeric non-root
+//! user, labels) and scanned for vulnerabilities before any release tag exists; a refusal
+//! removes the build's staging tags, so the registry is left without any new tag.
+
+use std::path::Path;
+
+use anyhow::Context;
+
+use super::Plan;
+use crate::error::PolicyRefusal;
+use crate::process::Cmd;
+use crate::registry::Client;
+use crate::registry::oci::{self, ImageConfig};
+use crate::scan::{self, Finding, Policy};
+
+/// The labels every image must carry.
+pub const REQUIRED_LABELS: [&str; 7] = ["title", "description", "version", "revision", "source", "created", "licenses"];
+
+/// Where the scan reports and SBOMs of a release go.
+pub fn evidence_directory(plan: &Plan) -> String {
+    format!("target/xtask/release/{}", plan.version)
+}
+
+/// The scanner commands of one service: one per platform, each writing its report.
+pub fn scan_commands(
+    plan_version: &str,
+    policy: &Policy,
+    image: &str,
+    service: &str,
+    platforms: &[crate::manifest::Platform],
+    insecure: bool,
+) -> Vec<Cmd> {
+    platforms
+        .iter()
+        .filter_map(|platform| {
+            let report = format!("target/xtask/release/{plan_version}/scan/{service}-{}.json", platform.arch());
+            policy.scanner.command(image, platform.as_str(), &report, insecure)
+        })
+        .collect()
+}
+
+/// syft's commands for one service: a CycloneDX SBOM per platform of the released image.
+pub fn sbom_commands(
+    plan_version: &str,
+    image: &str,
+    service: &str,
+    platforms: &[crate::manifest::Platform],
+    insecure: bool,
+) -> Vec<Cmd> {
+    platforms
+        .iter()
+        .map(|platform| {
+            let file = format!("target/xtask/release/{plan_version}/sbom/{service}-{}.cdx.json", platform.arch());
+            Cmd::new("syft")
+                .args([
+                    format!("registry:{image}"),
+                    "--platform".into(),
+                    platform.as_str().into(),
+                    "--output".into(),
+                    format!("cyclonedx-json={file}"),
+                ])
+                .env("SYFT_REGISTRY_INSECURE_USE_HTTP", if insecure { "true" } else { "false" })
+                .env("SYFT_CHECK_FOR_APP_UPDATE", "false")
+        })
+        .collect()
+}
+
+/// Checks and scans every built service; refuses (exit 3) naming each problem, after removing
+/// the staging tags of everything built.
+pub fn run(root: &Path, plan: &Plan, policy: &Policy, client: &Client, today: &str) -> anyhow::Result<Vec<Finding>> {
+    std::fs::create_dir_all(root.join(evidence_directory(plan)).join("scan"))?;
+    let mut problems = Vec::new();
+    let mut findings = Vec::new();
+    for step in plan.steps.iter().filter(|step| step.id.starts_with("scan:")) {
+        let service = &step.id["scan:".len()..];
+        let path = format!("{}/{service}", plan.organization);
+        problems.extend(
+            image_problems(client, &path, &plan.build_tag)?.into_iter().map(|problem| format!("{service}: {problem}")),
+        );
+        for command in &step.commands {
+            eprintln!("$ {command}");
+            command.read(root).with_context(|| format!("scan {service}"))?;
+            let report = command
+                .args
+                .iter()
+                .skip_while(|arg| *arg != "--output" && *arg != "--file")
+                .nth(1)
+                .cloned()
+                .unwrap_or_default();
+            let platform =
+                command.args.iter().skip_while(|arg| *arg != "--platform").nth(1).cloned().unwrap_or_default();
+            let text = std::fs::read_to_string(root.join(&report))
+                .with_context(|| format!("read the scan report {report}"))?;
+            let target = format!("{}/{path}:{}@{platform}", plan.registry, plan.build_tag);
+            findings.extend(policy.scanner.parse(&text, &target).with_context(|| format!("{report}"))?);
+        }
+    }
+    let judged = scan::judge(&findings, policy, today);
+    let blocked = judged.iter().any(|(_, verdict)| scan::blocks(verdict));
+    if problems.is_empty() && !blocked {
+        return Ok(findings);
+    }
+    remove_staging(plan, client)?;
+    let mut message = format!(
+        "the scan gate refused {}: nothing was tagged for release (the build's staging tags were removed)",
+        plan.version
+    );
+    if !problems.is_empty() {
+        message.push_str(&format!("\nimage checks:\n  {}", problems.join("\n  ")));
+    }
+    if blocked {
+        message.push_str(&format!("\nvulnerabilities:\n{}", scan::explain(&judged, policy)));
+    }
+    Err(PolicyRefusal(message).into())
+}
+
+/// What the image config says against the rules: a numeric non-root user, the OCI labels.
+fn image_problems(client: &Client, path: &str, tag: &str) -> anyhow::Result<Vec<String>> {
+    let index = client
+        .get_manifest(path, tag)?
+        .with_context(|| format!("{path}:{tag} is missing: the build did not push it"))?;
+    let mut problems = Vec::new();
+    for (platform, descriptor) in oci::platform_children(&index.index()?) {
+        let image = client
+            .get_manifest(path, &descriptor.digest)?
+            .with_context(|| format!("{path}@{} is missing", descriptor.digest))?;
+        let config: ImageConfig = client.get_blob_json(path, &image.image()?.config.digest)?;
+        let user = crate::verify::user_check(&platform, &config.config.user);
+        if !user.ok {
+            problems.push(user.what);
+        }
+        let labels = config.config.labels.unwrap_or_default();
+        let missing: Vec<&str> = REQUIRED_LABELS
+            .iter()
+            .filter(|label| !labels.contains_key(&format!("org.opencontainers.image.{label}")))
+            .copied()
+            .collect();
+        if !missing.is_empty() {
+            problems.push(format!("{platform}: labels missing: {}", missing.join(", ")));
+        }
+    }
+    Ok(problems)
+}
+
+/// Deletes the staging index of every service of the plan (by digest; it carries no other tag).
+fn remove_staging(plan: &Plan, client: &Client) -> anyhow::Result<()> {
+    for service in &plan.services {
+        let path = format!("{}/{service}", plan.organization);
+        if let Some(digest) = client.head_manifest(&path, &plan.build_tag)? {
+            client
+                .delete_manifest(&path, &digest)
+                .with_context(|| format!("remove the staging tag {path}:{}", plan.build_tag))?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs syft for one service; returns the SBOM files written.
+pub fn sbom(root: &Path, step: &super::Step) -> anyhow::Result<Vec<String>> {
+    let mut files = Vec::new();
+    for command in &step.commands {
+        let output =
+            command.args.iter().find_map(|arg| arg.strip_prefix("cyclonedx-json=")).unwrap_or_default().to_string();
+        std::fs::create_dir_all(root.join(&output).parent().unwrap())?;
+        eprintln!("$ {command}");
+        command.read(root).with_context(|| step.description.clone())?;
+        let text = std::fs::read_to_string(root.join(&output)).with_context(|| format!("read {output}"))?;
+        let document: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{output} is not JSON"))?;
+        anyhow::ensure!(document["bomFormat"] == "CycloneDX", "{output} is not a CycloneDX SBOM");
+        files.push(output);
+    }
+    Ok(files)
+}
