@@ -554,9 +554,21 @@ fn execute(root: &Path, journal: &mut Journal, paths: &Paths, client: &Client, j
                 }
             }
             "sbom" => {
-                let files = gate::sbom(root, step)?;
-                journal.attachments.extend(files);
-                journal.finish(paths, &step.id)?;
+                // Every remaining SBOM at once: syft spends its time reading the registry.
+                let _section = Section::start("sbom");
+                let remaining: Vec<&Step> = plan
+                    .steps
+                    .iter()
+                    .filter(|step| step.id.starts_with("sbom:") && !journal.is_done(&step.id))
+                    .collect();
+                let results: Vec<anyhow::Result<Vec<String>>> = std::thread::scope(|scope| {
+                    let handles: Vec<_> = remaining.iter().map(|step| scope.spawn(|| gate::sbom(root, step))).collect();
+                    handles.into_iter().map(|handle| handle.join().expect("an SBOM thread panicked")).collect()
+                });
+                for (step, result) in remaining.iter().zip(results) {
+                    journal.attachments.extend(result?);
+                    journal.finish(paths, &step.id)?;
+                }
             }
             "publish" => {
                 let _section = Section::start("publish");
