@@ -92,7 +92,9 @@ pub fn run(root: &Path, plan: &Plan, policy: &Policy, client: &Client, today: &s
             let text = std::fs::read_to_string(root.join(&report))
                 .with_context(|| format!("read the scan report {report}"))?;
             let target = format!("{}/{path}:{}@{platform}", plan.registry, plan.build_tag);
-            findings.extend(policy.scanner.parse(&text, &target).with_context(|| format!("{report}"))?);
+            findings.extend(
+                policy.scanner.parse(&text, &target).with_context(|| format!("read the scan report {report}"))?,
+            );
         }
     }
     let judged = scan::judge(&findings, policy, today);
