@@ -52,6 +52,7 @@ pub fn run(root: &Path, manifest: &Manifest, registry_host: Option<&str>, builde
             }
         },
     });
+    checks.push(Check { name: "kubernetes", result: kubernetes_check(root, manifest) });
     checks.push(Check {
         name: "hadolint",
         result: which::which("hadolint")
@@ -70,6 +71,27 @@ pub fn run(root: &Path, manifest: &Manifest, registry_host: Option<&str>, builde
     }
     anyhow::ensure!(failures == 0, "{failures} of {} checks failed (each says what to do)", checks.len());
     Ok(())
+}
+
+/// R12 on every Kubernetes manifest the services list.
+fn kubernetes_check(root: &Path, manifest: &Manifest) -> Result<String, String> {
+    let managed = crate::k8s::Managed {
+        hosts: vec![manifest.registry.host.as_str()],
+        paths: manifest.services.iter().map(|service| manifest.registry.path(&service.name)).collect(),
+    };
+    let files: Vec<&String> = manifest.services.iter().flat_map(|service| &service.kubernetes).collect();
+    let mut problems = Vec::new();
+    for file in &files {
+        match std::fs::read_to_string(root.join(file)) {
+            Ok(text) => problems.extend(crate::k8s::check(&text, file, &managed)),
+            Err(error) => problems.push(format!("{file}: {error}")),
+        }
+    }
+    if problems.is_empty() {
+        Ok(format!("{} manifests: versioned images, IfNotPresent, pull secret, non-root", files.len()))
+    } else {
+        Err(problems.join("; "))
+    }
 }
 
 fn builder_checks(root: &Path, manifest: &Manifest, builder: Option<&str>, checks: &mut Vec<Check>) {

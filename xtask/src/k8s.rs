@@ -240,5 +240,84 @@ fn ensure_pull_secret(lines: &mut Vec<String>, image_line: usize, column: usize,
     Ok(())
 }
 
+/// R12's rules for every managed image in a Kubernetes file: a version tag (never `latest`,
+/// never untagged), `imagePullPolicy: IfNotPresent`, and in its pod spec `imagePullSecrets`
+/// naming the pull secret and `runAsNonRoot: true` with a numeric `runAsUser`. Each problem
+/// names the file and line.
+pub fn check(text: &str, file: &str, managed: &Managed) -> Vec<String> {
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let mut problems = Vec::new();
+    for (index, line) in lines.iter().enumerate() {
+        let Some(key) = key_line(line).filter(|key| key.key == "image") else { continue };
+        let value = line[key.value_start..key.value_end].trim_matches(['"', '\'']);
+        let Ok(image) = ImageRef::parse(value.rsplit(' ').next().unwrap_or(value)) else { continue };
+        if !managed.owns(&image) {
+            continue;
+        }
+        let at = format!("{file}:{}", index + 1);
+        match image.tag.as_deref() {
+            None if image.digest.is_none() => problems.push(format!(
+                "{at}: `{value}` has no tag, which means `latest`: pin a version (`cargo xtask release` sets it)"
+            )),
+            Some("latest") => {
+                problems.push(format!("{at}: `{value}` uses `latest`, never for production (R12): pin a version"))
+            }
+            _ => {}
+        }
+        let range = mapping_range(&lines, index, key.column);
+        let policy = find_key(&lines, range, key.column, "imagePullPolicy").and_then(|policy| {
+            let policy_key = key_line(&lines[policy])?;
+            Some(lines[policy][policy_key.value_start..policy_key.value_end].trim_matches(['"', '\'']).to_string())
+        });
+        if policy.as_deref() != Some("IfNotPresent") {
+            problems
+                .push(format!("{at}: imagePullPolicy is {}, not IfNotPresent", policy.as_deref().unwrap_or("unset")));
+        }
+        let Some((containers, spec_column)) = (0..index).rev().find_map(|above| {
+            key_line(&lines[above])
+                .filter(|line| line.column < key.column && (line.key == "containers" || line.key == "initContainers"))
+                .map(|line| (above, line.column))
+        }) else {
+            problems.push(format!("{at}: this image is not under a `containers:` list"));
+            continue;
+        };
+        let (start, end) = mapping_range(&lines, containers, spec_column);
+        let pod: Vec<&str> = lines[start..end].iter().map(|line| line.trim()).collect();
+        if !pod.iter().any(|line| {
+            line.trim_start_matches("- ").trim_start_matches("name:").trim().trim_matches(['"', '\'']) == PULL_SECRET
+                && line.contains("name:")
+        }) || find_key(&lines, (start, end), spec_column, "imagePullSecrets").is_none()
+        {
+            problems.push(format!("{at}: its pod has no `imagePullSecrets` entry `{PULL_SECRET}`"));
+        }
+        let non_root = pod.iter().any(|line| line.split('#').next().unwrap_or_default().trim() == "runAsNonRoot: true");
+        let numeric_user = pod.iter().any(|line| {
+            line.strip_prefix("runAsUser:").is_some_and(|value| {
+                value.split('#').next().unwrap_or_default().trim().parse::<u32>().is_ok_and(|uid| uid != 0)
+            })
+        });
+        if !non_root || !numeric_user {
+            problems.push(format!(
+                "{at}: its pod needs a securityContext with `runAsNonRoot: true` and a numeric, non-zero `runAsUser`"
+            ));
+        }
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests;
+
+/// The `kubernetes.io/dockerconfigjson` Secret that `kubectl create secret docker-registry
+/// --dry-run=client -o yaml` prints, for `server` with these credentials.
+pub fn pull_secret_yaml(name: &str, namespace: &str, server: &str, username: &str, password: &str) -> String {
+    use base64::Engine;
+    let encode = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    let config = serde_json::json!({
+        "auths": { server: { "username": username, "password": password, "auth": encode(&format!("{username}:{password}")) } }
+    });
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {namespace}\ntype: kubernetes.io/dockerconfigjson\ndata:\n  .dockerconfigjson: {}\n",
+        encode(&config.to_string())
+    )
+}

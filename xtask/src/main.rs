@@ -73,6 +73,11 @@ enum Command {
         #[command(subcommand)]
         action: LocalRegistryAction,
     },
+    /// Kubernetes helpers.
+    K8s {
+        #[command(subcommand)]
+        action: K8sAction,
+    },
     /// Print the CI build matrix (JSON for a GitHub Actions `strategy.matrix`).
     CiMatrix {
         /// One job per service and platform instead of one per service.
@@ -92,6 +97,20 @@ enum Command {
         /// Change nothing; fail if a generated Dockerfile is stale, naming each one.
         #[arg(long)]
         check: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum K8sAction {
+    /// Print the `kubernetes.io/dockerconfigjson` pull Secret (R12) built from the credentials
+    /// the tool resolves for the registry, to stdout only (`kubectl apply -f -`).
+    PullSecret {
+        #[arg(long, default_value = "battlescope")]
+        namespace: String,
+        #[arg(long, default_value = k8s::PULL_SECRET)]
+        name: String,
+        #[command(flatten)]
+        target: TargetArgs,
     },
 }
 
@@ -566,6 +585,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::LocalRegistry { .. } => unreachable!("handled above"),
         Command::CiMatrix { per_platform } => run_ci_matrix(&manifest, per_platform),
+        Command::K8s { action: K8sAction::PullSecret { namespace, name, target } } => {
+            let host = target.resolve(&manifest)?.host;
+            let resolved = registry::auth::resolve(&host)?;
+            let Some(registry::auth::Credential::Basic { username, password }) = resolved.credential else {
+                return Err(bad_input(format!(
+                    "no user name and password for {host} ({}): run `docker login {host}` or set $XTASK_REGISTRY_USERNAME/$XTASK_REGISTRY_PASSWORD",
+                    resolved.source
+                )));
+            };
+            // Docker Hub's credentials are keyed by its v1 index address, as kubectl writes them.
+            let server = if host == reference::DOCKER_HUB { "https://index.docker.io/v1/" } else { host.as_str() };
+            print!("{}", k8s::pull_secret_yaml(&name, &namespace, server, &username, password.expose()));
+            Ok(())
+        }
         Command::Publish(mut args) => {
             args.target.start_local(&root)?;
             run_publish(&root, &manifest, &args)

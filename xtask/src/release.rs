@@ -332,7 +332,15 @@ pub fn prepare(root: &Path, manifest: &Manifest, options: &Options, client: &Cli
             continue;
         }
         let text = std::fs::read_to_string(root.join(file)).with_context(|| format!("read {file}"))?;
-        edits.extend(edit(root, file, k8s::set_images(&text, file, &managed, &version.to_string())?)?);
+        let released = k8s::set_images(&text, file, &managed, &version.to_string())?;
+        let problems = k8s::check(&released, file, &managed);
+        if !problems.is_empty() {
+            return Err(bad_input(format!(
+                "Kubernetes manifests break R12 even after the release's edits:\n  {}",
+                problems.join("\n  ")
+            )));
+        }
+        edits.extend(edit(root, file, released)?);
     }
     let mut released = manifest.clone();
     released.release.version = version.0.clone();

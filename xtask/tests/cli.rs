@@ -105,7 +105,7 @@ fn doctor_reports_each_check_and_what_to_fix() {
     let output = run(xtask(&["doctor", "--registry", &registry]));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
-    for check in ["engine", "buildx", "builder", "qemu arm64", "registry", "hadolint"] {
+    for check in ["engine", "buildx", "builder", "qemu arm64", "registry", "kubernetes", "hadolint"] {
         assert!(stderr.lines().any(|line| line.starts_with("ok") && line.contains(check)), "{check}: {stderr}");
     }
     let unused_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -113,5 +113,44 @@ fn doctor_reports_each_check_and_what_to_fix() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains(&format!("FAIL  registry     127.0.0.1:{unused_port} cannot be reached")), "{stderr}");
-    assert!(stderr.contains("1 of 7 checks failed"), "{stderr}");
+    assert!(stderr.contains("1 of 8 checks failed"), "{stderr}");
+}
+
+/// The pull Secret of R12, as `kubectl create secret docker-registry --dry-run=client -o yaml`
+/// writes it, from the credentials the tool resolves; to stdout only.
+#[test]
+fn k8s_pull_secret_from_resolved_credentials() {
+    use base64::Engine;
+    let empty = tempfile::tempdir().unwrap();
+    let mut command = xtask(&["k8s", "pull-secret"]);
+    command
+        .env("DOCKER_CONFIG", empty.path())
+        .env("XTASK_REGISTRY_USERNAME", "ci-bot")
+        .env("XTASK_REGISTRY_PASSWORD", "pa55");
+    let output = run(command);
+    assert!(output.status.success());
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("pa55"), "never on stderr");
+    let yaml = String::from_utf8(output.stdout).unwrap();
+    assert!(yaml.starts_with("apiVersion: v1\nkind: Secret\nmetadata:\n  name: docker-hub-creds\n  namespace: battlescope\ntype: kubernetes.io/dockerconfigjson\n"), "{yaml}");
+    let encoded = yaml.lines().find_map(|line| line.trim().strip_prefix(".dockerconfigjson: ")).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(encoded).unwrap()).unwrap();
+    let entry = &config["auths"]["https://index.docker.io/v1/"];
+    assert_eq!((entry["username"].as_str(), entry["password"].as_str()), (Some("ci-bot"), Some("pa55")));
+    assert_eq!(entry["auth"], base64::engine::general_purpose::STANDARD.encode("ci-bot:pa55"));
+    if let Ok(validate) = which::which("kubernetes-validate") {
+        let file = empty.path().join("secret.yaml");
+        std::fs::write(&file, &yaml).unwrap();
+        assert!(std::process::Command::new(validate).arg(&file).output().unwrap().status.success());
+    }
+
+    let mut command = xtask(&["k8s", "pull-secret", "--registry", "ghcr.io"]);
+    command
+        .env("DOCKER_CONFIG", empty.path())
+        .env_remove("XTASK_REGISTRY_USERNAME")
+        .env_remove("XTASK_REGISTRY_PASSWORD");
+    let output = run(command);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("run `docker login ghcr.io`"));
 }

@@ -124,3 +124,34 @@ fn an_untagged_image_gets_the_tag() {
     );
     assert!(after.contains("image: battlescope/frontend:v3.1.0\n"), "{after}");
 }
+
+#[test]
+fn the_repository_manifests_meet_r12() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let text = std::fs::read_to_string(root.join("services/frontend/k8s/deployment.yaml")).unwrap();
+    assert_eq!(check(&text, "deployment.yaml", &managed()), Vec::<String>::new());
+}
+
+#[test]
+fn r12_problems_are_named_with_their_line() {
+    let text = "spec:\n  containers:\n  - name: a\n    image: battlescope/frontend:latest\n    imagePullPolicy: Always\n  - name: b\n    image: battlescope/battle-service\n";
+    let problems = check(text, "d.yaml", &managed());
+    assert!(
+        problems.contains(
+            &"d.yaml:4: `battlescope/frontend:latest` uses `latest`, never for production (R12): pin a version"
+                .to_string()
+        ),
+        "{problems:#?}"
+    );
+    assert!(problems.contains(&"d.yaml:4: imagePullPolicy is Always, not IfNotPresent".to_string()), "{problems:#?}");
+    assert!(problems.contains(&"d.yaml:7: `battlescope/battle-service` has no tag, which means `latest`: pin a version (`cargo xtask release` sets it)".to_string()), "{problems:#?}");
+    assert!(problems.contains(&"d.yaml:7: imagePullPolicy is unset, not IfNotPresent".to_string()), "{problems:#?}");
+    assert!(
+        problems.iter().any(|problem| problem.starts_with("d.yaml:4: its pod has no `imagePullSecrets`")),
+        "{problems:#?}"
+    );
+    assert!(
+        problems.iter().any(|problem| problem.starts_with("d.yaml:4: its pod needs a securityContext")),
+        "{problems:#?}"
+    );
+}
