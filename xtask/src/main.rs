@@ -15,6 +15,7 @@ mod hub;
 mod k8s;
 mod local_registry;
 mod manifest;
+mod pin;
 mod process;
 mod progress;
 mod publish;
@@ -72,6 +73,13 @@ enum Command {
     LocalRegistry {
         #[command(subcommand)]
         action: LocalRegistryAction,
+    },
+    /// Resolve every base image tag to its digest and write `tag@digest` into the manifest,
+    /// then regenerate the Dockerfiles.
+    PinBases {
+        /// Resolve through this mirror (same paths) instead of each base's own registry.
+        #[arg(long, value_name = "HOST[:PORT]", env = "XTASK_BASE_MIRROR")]
+        base_mirror: Option<String>,
     },
     /// Kubernetes helpers.
     K8s {
@@ -585,6 +593,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::LocalRegistry { .. } => unreachable!("handled above"),
         Command::CiMatrix { per_platform } => run_ci_matrix(&manifest, per_platform),
+        Command::PinBases { base_mirror } => pin::run(&root, &manifest, base_mirror.as_deref()),
         Command::K8s { action: K8sAction::PullSecret { namespace, name, target } } => {
             let host = target.resolve(&manifest)?.host;
             let resolved = registry::auth::resolve(&host)?;

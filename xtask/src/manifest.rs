@@ -247,6 +247,59 @@ pub fn with_version(text: &str, version: &semver::Version) -> anyhow::Result<Str
     Ok(format!("{}\"{version}\"{}", &text[..span.start], &text[span.end..]))
 }
 
+/// A base image pinned by `cargo xtask pin-bases`: which service, which key, the new value.
+pub struct Pin {
+    pub service: String,
+    /// `base` or `build_base`.
+    pub key: &'static str,
+    pub value: String,
+}
+
+/// The manifest text with each pin written: an existing key's string is replaced; a missing
+/// key (a kind's default base) gets its own line under the service's `kind`. Nothing else
+/// changes.
+pub fn with_pins(text: &str, pins: &[Pin]) -> anyhow::Result<String> {
+    #[derive(Deserialize)]
+    struct Pinned {
+        #[serde(default)]
+        service: Vec<PinnedService>,
+    }
+    #[derive(Deserialize)]
+    struct PinnedService {
+        name: String,
+        kind: Spanned<toml::Value>,
+        base: Option<Spanned<String>>,
+        build_base: Option<Spanned<String>>,
+    }
+    let parsed: Pinned =
+        toml::from_str(text).map_err(|error| BadInput(format!("{MANIFEST_PATH}: {}", error.message())))?;
+    // (byte offset, bytes to remove, text to insert), applied from the end backwards.
+    let mut splices: Vec<(usize, usize, String)> = Vec::new();
+    for pin in pins {
+        let service = parsed
+            .service
+            .iter()
+            .find(|service| service.name == pin.service)
+            .ok_or_else(|| anyhow::anyhow!("no service `{}`", pin.service))?;
+        let existing = if pin.key == "base" { &service.base } else { &service.build_base };
+        match existing {
+            Some(value) => splices.push((value.span().start, value.span().len(), format!("\"{}\"", pin.value))),
+            None => {
+                let line_end = text[service.kind.span().end..]
+                    .find('\n')
+                    .map_or(text.len(), |offset| service.kind.span().end + offset + 1);
+                splices.push((line_end, 0, format!("{} = \"{}\"\n", pin.key, pin.value)));
+            }
+        }
+    }
+    splices.sort_by_key(|(offset, _, _)| std::cmp::Reverse(*offset));
+    let mut out = text.to_string();
+    for (offset, length, insert) in splices {
+        out.replace_range(offset..offset + length, &insert);
+    }
+    Ok(out)
+}
+
 /// Every problem found in one manifest.
 #[derive(Debug)]
 pub struct ManifestError {
@@ -320,6 +373,7 @@ struct RawScan {
     fail_on: Option<Spanned<String>>,
     ignore_unfixed: Option<bool>,
     sbom: Option<bool>,
+    pinned_bases: Option<bool>,
     #[serde(default)]
     allow: Vec<Spanned<RawAllow>>,
 }
@@ -493,6 +547,7 @@ impl Checker<'_> {
             fail_on,
             ignore_unfixed: raw.ignore_unfixed.unwrap_or(defaults.ignore_unfixed),
             sbom: raw.sbom.unwrap_or(defaults.sbom),
+            pinned_bases: raw.pinned_bases.unwrap_or(defaults.pinned_bases),
             allow,
         }
     }

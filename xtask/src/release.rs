@@ -222,6 +222,11 @@ pub fn prepare(root: &Path, manifest: &Manifest, options: &Options, client: &Cli
         let path = service.dockerfile_path();
         let text = std::fs::read_to_string(root.join(&path)).with_context(|| format!("read {path}"))?;
         refused.extend(crate::scan::check_dockerfile(&text).into_iter().map(|problem| format!("{path}: {problem}")));
+        if policy.pinned_bases {
+            refused.extend(crate::scan::unpinned_bases(&text).into_iter().map(|base| {
+                format!("{path}: base `{base}` is not pinned by digest ([scan] pinned_bases = true): run `cargo xtask pin-bases`")
+            }));
+        }
     }
     if !refused.is_empty() {
         return Err(bad_input(refused.join("\n")));

@@ -228,6 +228,8 @@ pub struct Policy {
     pub ignore_unfixed: bool,
     /// A CycloneDX SBOM (syft) for every published image.
     pub sbom: bool,
+    /// Every base image must be pinned by digest (`cargo xtask pin-bases` does it).
+    pub pinned_bases: bool,
     pub allow: Vec<Allowed>,
 }
 
@@ -238,6 +240,7 @@ impl Default for Policy {
             fail_on: Severity::High,
             ignore_unfixed: false,
             sbom: true,
+            pinned_bases: false,
             allow: Vec::new(),
         }
     }
@@ -300,6 +303,16 @@ pub fn explain(judged: &[(Finding, Verdict)], policy: &Policy) -> String {
         policy.fail_on,
         if policy.ignore_unfixed { "; unfixed findings do not count" } else { "" }
     )
+}
+
+/// Base images of a Dockerfile that are not pinned by digest.
+pub fn unpinned_bases(text: &str) -> Vec<String> {
+    crate::dockerfile::base_images(text)
+        .into_iter()
+        .filter(|base| {
+            !base.contains('$') && crate::reference::ImageRef::parse(base).map_or(true, |image| image.digest.is_none())
+        })
+        .collect()
 }
 
 /// The final stage of a Dockerfile must run as a numeric, non-root user, and no stage may use

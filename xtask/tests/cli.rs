@@ -154,3 +154,54 @@ fn k8s_pull_secret_from_resolved_credentials() {
     assert!(output.stdout.is_empty());
     assert!(String::from_utf8_lossy(&output.stderr).contains("run `docker login ghcr.io`"));
 }
+
+/// `pin-bases` against the test registry as the base mirror: each base gets the digest the
+/// registry serves, the Dockerfiles follow, and a build from the pinned Dockerfile works.
+#[test]
+fn pin_bases_writes_digests_and_the_pinned_build_works() {
+    let Some(registry) = test_registry() else { return };
+    let clone = tempfile::tempdir().unwrap();
+    assert!(
+        std::process::Command::new("git")
+            .args(["clone", "--quiet"])
+            .arg(repository_root())
+            .arg(clone.path())
+            .status()
+            .unwrap()
+            .success()
+    );
+    let output = run(xtask(&["pin-bases", "--base-mirror", &registry]).env("XTASK_ROOT", clone.path()));
+    assert!(output.status.success());
+    let node = format!("node:20-alpine@{}", manifest_digest(&registry, "library/node", "20-alpine"));
+    let busybox = format!("busybox:1.36@{}", manifest_digest(&registry, "library/busybox", "1.36"));
+    let services = std::fs::read_to_string(clone.path().join("services/services.toml")).unwrap();
+    assert_eq!(services.matches(&format!("base = \"{node}\"")).count(), 6, "{services}");
+    assert_eq!(services.matches(&format!("base = \"{busybox}\"")).count(), 1);
+    let dockerfile = std::fs::read_to_string(clone.path().join("docker/frontend.Dockerfile")).unwrap();
+    assert!(dockerfile.contains(&format!("FROM {busybox}\n")), "{dockerfile}");
+    assert!(run(xtask(&["dockerfiles", "--check"]).env("XTASK_ROOT", clone.path())).status.success());
+    let output = run(xtask(&[
+        "build",
+        "--service",
+        "frontend",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "--push",
+        "--registry",
+        &registry,
+        "--organization",
+        "pinned",
+        "--base-mirror",
+        &registry,
+        "--network",
+        "host",
+        "--tag",
+        "pinned",
+    ])
+    .env("XTASK_ROOT", clone.path())
+    .current_dir(clone.path()));
+    assert!(output.status.success(), "a build from digest-pinned bases");
+    assert_eq!(index_platforms(&manifest(&registry, "pinned/frontend", "pinned")).len(), 2);
+    let output = run(xtask(&["pin-bases", "--base-mirror", &registry]).env("XTASK_ROOT", clone.path()));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("every base image is already pinned"));
+}

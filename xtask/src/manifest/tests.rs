@@ -280,3 +280,17 @@ fn the_scan_policy_is_read_and_checked() {
         "{problem:?}"
     );
 }
+
+#[test]
+fn pins_replace_a_base_or_add_one_under_kind() {
+    let text = VALID.replace("port = 3000", "port = 3000\nbase = \"node:20-alpine\" # the runtime");
+    let pins = [
+        Pin { service: "battle-service".into(), key: "base", value: "node:20-alpine@sha256:aa".into() },
+        Pin { service: "battle-service".into(), key: "build_base", value: "node:20-alpine@sha256:bb".into() },
+    ];
+    let after = with_pins(&text, &pins).unwrap();
+    let expected = text
+        .replace("base = \"node:20-alpine\" # the runtime", "base = \"node:20-alpine@sha256:aa\" # the runtime")
+        .replace("kind = \"node\"\n", "kind = \"node\"\nbuild_base = \"node:20-alpine@sha256:bb\"\n");
+    assert_eq!(after, expected);
+}

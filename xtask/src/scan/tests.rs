@@ -172,3 +172,9 @@ fn scanner_commands() {
         "GRYPE_REGISTRY_INSECURE_USE_HTTP=false grype registry:ghcr.io/o/s:v1 --platform linux/amd64 --output json --file r.json"
     );
 }
+
+#[test]
+fn unpinned_bases_are_listed() {
+    let text = "FROM --platform=$BUILDPLATFORM node:20-alpine@sha256:68f14ebca13ea9418a6239fef0b6ccc3c9c2c5f2f46f4aefa2fda67c30ebfa87 AS build\nFROM busybox:1.36\nFROM build\n";
+    assert_eq!(unpinned_bases(text), ["busybox:1.36"]);
+}

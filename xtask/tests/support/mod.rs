@@ -206,3 +206,11 @@ pub fn tag_digests(registry: &str, repository: &str) -> Vec<(String, String)> {
 pub fn digest_of(digests: &[(String, String)], tag: &str) -> Option<String> {
     digests.iter().find(|(name, _)| name == tag).map(|(_, digest)| digest.clone())
 }
+
+/// The digest a tag points at, by HEAD.
+pub fn manifest_digest(registry: &str, repository: &str, reference: &str) -> String {
+    let url = format!("http://{registry}/v2/{repository}/manifests/{reference}");
+    let response =
+        ureq::head(&url).header("Accept", ACCEPT).call().unwrap_or_else(|error| panic!("HEAD {url}: {error}"));
+    response.headers().get("docker-content-digest").unwrap().to_str().unwrap().to_string()
+}
