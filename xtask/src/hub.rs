@@ -58,6 +58,29 @@ pub fn update_repository(
     Ok(())
 }
 
+/// `DELETE /v2/repositories/<namespace>/<name>/tags/<tag>/`: Docker Hub deletes single tags
+/// this way (its registry API deletes nothing).
+pub fn delete_tag(base: &str, token: &Secret, namespace: &str, name: &str, tag: &str) -> anyhow::Result<()> {
+    let url = format!("{}/v2/repositories/{namespace}/{name}/tags/{tag}/", base.trim_end_matches('/'));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(30)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let response = agent
+        .delete(&url)
+        .header("Authorization", format!("Bearer {}", token.expose()))
+        .call()
+        .with_context(|| format!("DELETE {url}"))?;
+    match response.status().as_u16() {
+        200 | 202 | 204 => Ok(()),
+        status => bail!(
+            "DELETE {url}: HTTP {status}{}",
+            if status == 401 || status == 403 { format!(": check ${TOKEN_VAR}") } else { String::new() }
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,5 +110,17 @@ mod tests {
                 .to_string();
         assert!(message.contains("HTTP 401") && message.contains("DOCKER_HUB_TOKEN"), "{message}");
         assert!(!message.contains("wrong"), "the token is never printed");
+    }
+
+    #[test]
+    fn deletes_a_single_tag() {
+        let (address, log) =
+            serve(|request, _| if request.method == "DELETE" { reply(204, &[], b"") } else { reply(405, &[], b"") });
+        delete_tag(&format!("http://{address}"), &Secret::new("hub-token"), "battlescope", "frontend", "v3.0.1")
+            .unwrap();
+        assert_eq!(
+            log.lock().unwrap()[0],
+            "DELETE /v2/repositories/battlescope/frontend/tags/v3.0.1/ Bearer hub-token"
+        );
     }
 }

@@ -4,6 +4,7 @@
 
 mod build;
 mod changelog;
+mod cleanup;
 mod codegen;
 mod dockerfile;
 mod docs;
@@ -22,6 +23,7 @@ mod publish;
 mod reference;
 mod registry;
 mod release;
+mod retention;
 mod scan;
 mod tags;
 #[cfg(test)]
@@ -56,6 +58,14 @@ enum Command {
     /// Give built images their release tags in the registry: per-arch tags and multi-arch
     /// indexes, never overwriting a release, moving floating tags only forward.
     Publish(PublishArgs),
+    /// Apply the retention policy (R11) to each service's repository: keep what the guide keeps,
+    /// delete the rest, never what a kept tag needs.
+    Cleanup(CleanupArgs),
+    /// Print benchmark figures (see README.md, Benchmarks).
+    Bench {
+        #[command(subcommand)]
+        which: BenchKind,
+    },
     /// Check a released version in the registry: it exists, holds every platform, its per-arch
     /// tags match the index, and it runs as a numeric non-root user.
     Verify(VerifyArgs),
@@ -105,6 +115,34 @@ enum Command {
         /// Change nothing; fail if a generated Dockerfile is stale, naming each one.
         #[arg(long)]
         check: bool,
+    },
+}
+
+#[derive(Args)]
+struct CleanupArgs {
+    /// Service to clean up (repeatable; default: every service).
+    #[arg(long = "service", value_name = "S")]
+    services: Vec<String>,
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Print the plan (each tag kept or deleted, with its rule; each deletion and its method)
+    /// and delete nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Machine-readable plan or report on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Deletions at once.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    jobs: usize,
+}
+
+#[derive(Subcommand)]
+enum BenchKind {
+    /// Time to plan a cleanup of a synthetic repository with this many tags.
+    Retention {
+        #[arg(long, default_value_t = 10_000)]
+        tags: usize,
     },
 }
 
@@ -244,6 +282,117 @@ fn run_release(root: &std::path::Path, manifest: &Manifest, args: &ReleaseArgs) 
     let host = args.target.resolve(manifest)?.host;
     let client = registry::Client::new(&host)?;
     release::run(root, manifest, &options, &client)
+}
+
+fn run_cleanup(manifest: &Manifest, args: &CleanupArgs) -> anyhow::Result<()> {
+    let registry = args.target.resolve(manifest)?;
+    let client = registry::Client::new(&registry.host)?;
+    let hub = registry.host == reference::DOCKER_HUB;
+    let hub_token = if hub && !args.dry_run { Some(hub::token_from_env()?) } else { None };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64);
+    let mut plans = Vec::new();
+    for service in manifest.select(&args.services)? {
+        let path = registry.path(&service.name);
+        let snapshot = cleanup::snapshot(&client, &path, &manifest.retention)?;
+        let mut plan = retention::plan(&snapshot, &manifest.retention, now, hub);
+        if hub {
+            cleanup::for_docker_hub(&mut plan);
+        }
+        plans.push(cleanup::ServicePlan {
+            service: service.name.clone(),
+            repository: registry.repository(&service.name),
+            plan,
+        });
+    }
+    let reads = client.request_count();
+    for service in &plans {
+        eprintln!(
+            "{}: keep {} tags, delete {} tags in {} deletions",
+            service.repository,
+            service.plan.kept.len(),
+            service.plan.deleted.len(),
+            service.plan.deletions.len()
+        );
+        if !args.json {
+            for kept in &service.plan.kept {
+                println!("keep   {}:{}  ({})", service.repository, kept.tag, kept.rule);
+            }
+            for deleted in &service.plan.deleted {
+                println!("delete {}:{}  ({})", service.repository, deleted.tag, deleted.rule);
+            }
+            for deletion in &service.plan.deletions {
+                let method = match deletion.method {
+                    retention::Method::Digest => "by digest",
+                    retention::Method::Tag => "by tag (Docker Hub API)",
+                };
+                println!(
+                    "  {method}: {} {}",
+                    deletion.target,
+                    if deletion.tags.is_empty() {
+                        format!("({})", deletion.rule)
+                    } else {
+                        format!("[{}]", deletion.tags.join(", "))
+                    }
+                );
+            }
+        }
+    }
+    if !args.dry_run {
+        for service in &plans {
+            let path = registry.path(&service.service);
+            cleanup::execute(&client, &path, &service.plan, hub_token.as_ref(), args.jobs)?;
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&plans)?);
+    }
+    eprintln!("{reads} registry requests to plan, {} in all", client.request_count());
+    Ok(())
+}
+
+fn run_bench_retention(tags: usize) -> anyhow::Result<()> {
+    // A synthetic repository of `tags` tags: releases of 3 tags each over several majors,
+    // floating tags, and dev tags, as publish and build leave them.
+    let mut snapshot = retention::Snapshot::default();
+    let (mut major, mut minor, mut patch) = (1u64, 0u64, 0u64);
+    while snapshot.tags.len() + 9 < tags {
+        let id = format!("{major}-{minor}-{patch}");
+        snapshot.children.insert(format!("sha256:i{id}"), vec![format!("sha256:a{id}"), format!("sha256:b{id}")]);
+        snapshot.tags.push((format!("v{major}.{minor}.{patch}"), format!("sha256:i{id}")));
+        snapshot.tags.push((format!("v{major}.{minor}.{patch}-amd64"), format!("sha256:a{id}")));
+        snapshot.tags.push((format!("v{major}.{minor}.{patch}-arm64"), format!("sha256:b{id}")));
+        if patch % 4 == 0 {
+            snapshot.tags.push((format!("v{major}.{minor}.{patch}-dev-{id}"), format!("sha256:d{id}")));
+            snapshot.created.insert(format!("v{major}.{minor}.{patch}-dev-{id}"), (patch as i64) * 86_400);
+        }
+        patch += 1;
+        if patch == 12 {
+            (minor, patch) = (minor + 1, 0);
+        }
+        if minor == 25 {
+            (major, minor) = (major + 1, 0);
+        }
+    }
+    for (tag, id) in [
+        ("latest", format!("{major}-{minor}-{}", patch.saturating_sub(1))),
+        (&format!("v{major}"), format!("{major}-{minor}-{}", patch.saturating_sub(1))),
+    ] {
+        snapshot.tags.push((tag.to_string(), format!("sha256:i{id}")));
+    }
+    let started = std::time::Instant::now();
+    let plan = retention::plan(&snapshot, &retention::Policy::default(), 90 * 86_400, false);
+    let elapsed = started.elapsed();
+    println!(
+        "planned a cleanup of {} tags in {:.1} ms: keep {}, delete {} tags in {} deletions",
+        snapshot.tags.len(),
+        elapsed.as_secs_f64() * 1000.0,
+        plan.kept.len(),
+        plan.deleted.len(),
+        plan.deletions.len()
+    );
+    Ok(())
 }
 
 fn run_ci_matrix(manifest: &Manifest, per_platform: bool) -> anyhow::Result<()> {
@@ -593,6 +742,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::LocalRegistry { .. } => unreachable!("handled above"),
         Command::CiMatrix { per_platform } => run_ci_matrix(&manifest, per_platform),
+        Command::Cleanup(mut args) => {
+            args.target.start_local(&root)?;
+            run_cleanup(&manifest, &args)
+        }
+        Command::Bench { which: BenchKind::Retention { tags } } => run_bench_retention(tags),
         Command::PinBases { base_mirror } => pin::run(&root, &manifest, base_mirror.as_deref()),
         Command::K8s { action: K8sAction::PullSecret { namespace, name, target } } => {
             let host = target.resolve(&manifest)?.host;

@@ -21,6 +21,8 @@ pub struct Manifest {
     pub services: Vec<Service>,
     /// The scan gate (`[scan]`); on, with Trivy, when the table is absent.
     pub scan: crate::scan::Policy,
+    /// The retention policy (`[retention]`), the guide's numbers by default.
+    pub retention: crate::retention::Policy,
 }
 
 #[derive(Debug, Clone)]
@@ -364,6 +366,16 @@ struct RawManifest {
     #[serde(default)]
     service: Vec<Spanned<RawService>>,
     scan: Option<RawScan>,
+    retention: Option<RawRetention>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetention {
+    minors: Option<Spanned<i64>>,
+    patches: Option<Spanned<i64>>,
+    dev_max_age_days: Option<Spanned<i64>>,
+    dev_pattern: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -495,7 +507,43 @@ impl Checker<'_> {
             });
         }
         let scan = raw.scan.map(|scan| self.scan(scan)).unwrap_or_default();
-        Manifest { project, registry, release, services, scan }
+        let retention = raw.retention.map(|retention| self.retention(retention)).unwrap_or_default();
+        Manifest { project, registry, release, services, scan, retention }
+    }
+
+    fn retention(&mut self, raw: RawRetention) -> crate::retention::Policy {
+        let defaults = crate::retention::Policy::default();
+        let mut count = |value: &Option<Spanned<i64>>, key: &str, default: usize| match value {
+            Some(number) if *number.get_ref() >= 1 => *number.get_ref() as usize,
+            Some(number) => {
+                self.problem(
+                    number,
+                    format!("key `retention.{key}`"),
+                    format!("{} keeps nothing", number.get_ref()),
+                    "use a number of at least 1",
+                );
+                default
+            }
+            None => default,
+        };
+        let minors = count(&raw.minors, "minors", defaults.minors);
+        let patches = count(&raw.patches, "patches", defaults.patches);
+        let dev_max_age_days =
+            count(&raw.dev_max_age_days, "dev_max_age_days", defaults.dev_max_age_days as usize) as u64;
+        let dev_pattern = match &raw.dev_pattern {
+            Some(pattern) if !pattern.get_ref().is_empty() => pattern.get_ref().clone(),
+            Some(pattern) => {
+                self.problem(
+                    pattern,
+                    "key `retention.dev_pattern`",
+                    "is empty, so every tag would be a dev tag",
+                    "use the marker of dev tags, `-dev-`",
+                );
+                defaults.dev_pattern.clone()
+            }
+            None => defaults.dev_pattern.clone(),
+        };
+        crate::retention::Policy { minors, patches, dev_max_age_days, dev_pattern }
     }
 
     fn scan(&mut self, raw: RawScan) -> crate::scan::Policy {

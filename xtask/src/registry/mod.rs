@@ -223,16 +223,25 @@ impl Client {
 
     /// The digest a tag points at, without downloading it (a `HEAD` is no pull on Docker Hub).
     pub fn head_manifest(&self, repository: &str, reference: &str) -> anyhow::Result<Option<String>> {
+        Ok(self.head_manifest_typed(repository, reference)?.map(|(digest, _)| digest))
+    }
+
+    /// The digest and media type a reference points at, by `HEAD`.
+    pub fn head_manifest_typed(&self, repository: &str, reference: &str) -> anyhow::Result<Option<(String, String)>> {
         let path = format!("{repository}/manifests/{reference}");
         let reply = self.send("HEAD", &path, repository, Access::Pull, &[("Accept", ACCEPT_MANIFESTS)], None, 0)?;
         if reply.status == 404 {
             return Ok(None);
         }
         self.expect_status(&reply, "HEAD", &path, &[200])?;
+        let media_type =
+            reply.header("content-type").unwrap_or_default().split(';').next().unwrap_or_default().trim().to_string();
         match reply.header("docker-content-digest") {
-            Some(digest) => Ok(Some(digest.to_string())),
+            Some(digest) => Ok(Some((digest.to_string(), media_type))),
             // Registries need not send the header on HEAD; fall back to reading the manifest.
-            None => Ok(self.get_manifest(repository, reference)?.map(|manifest| manifest.digest)),
+            None => {
+                Ok(self.get_manifest(repository, reference)?.map(|manifest| (manifest.digest, manifest.media_type)))
+            }
         }
     }
 

@@ -139,12 +139,17 @@ impl Pusher {
     /// A small multi-platform image (one layer per platform, configs with user 1001), tagged
     /// `tag`; `seed` makes its content unique. Returns the index digest.
     pub fn image(&self, repository: &str, tag: &str, seed: &str, platforms: &[&str]) -> String {
+        self.image_created(repository, tag, seed, platforms, "2026-01-01T00:00:00Z")
+    }
+
+    /// As [`Pusher::image`], with the images' config `created` time.
+    pub fn image_created(&self, repository: &str, tag: &str, seed: &str, platforms: &[&str], created: &str) -> String {
         let mut entries = Vec::new();
         for platform in platforms {
             let (os, architecture) = platform.split_once('/').unwrap();
             let layer = self.blob(repository, format!("{seed} {platform} layer").as_bytes());
             let config = format!(
-                r#"{{"architecture":"{architecture}","os":"{os}","config":{{"User":"1001:1001","Labels":{{"seed":"{seed}"}}}},"rootfs":{{"type":"layers","diff_ids":["{layer}"]}}}}"#
+                r#"{{"architecture":"{architecture}","os":"{os}","created":"{created}","config":{{"User":"1001:1001","Labels":{{"seed":"{seed}"}}}},"rootfs":{{"type":"layers","diff_ids":["{layer}"]}}}}"#
             );
             let config_digest = self.blob(repository, config.as_bytes());
             let image = format!(
