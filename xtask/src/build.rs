@@ -42,6 +42,8 @@ pub struct BuildRequest {
     pub no_cache: bool,
     /// Read and write the build cache at `<repository>:buildcache` in the registry.
     pub registry_cache: bool,
+    /// Each service's input digest, recorded as an index annotation (build avoidance).
+    pub input_digests: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,13 +191,19 @@ pub fn plan(
             ("version", label_version),
             ("licenses", manifest.project.license.as_str()),
         ];
+        let input_digest =
+            request.input_digests.iter().find(|(name, _)| *name == service.name).map(|(_, digest)| digest);
         let annotate = |level: &str| -> Vec<String> {
-            annotations
+            let mut args: Vec<String> = annotations
                 .iter()
                 .flat_map(|(key, value)| {
                     ["--annotation".to_string(), format!("{level}:org.opencontainers.image.{key}={value}")]
                 })
-                .collect()
+                .collect();
+            if let Some(digest) = input_digest {
+                args.extend(["--annotation".to_string(), format!("{level}:{}={digest}", crate::inputs::ANNOTATION)]);
+            }
+            args
         };
         let output = if request.push { "--push" } else { "--load" };
         let buildx = |platforms: &[Platform], tag: &str, metadata: &str| {

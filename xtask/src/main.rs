@@ -13,6 +13,7 @@ mod engine;
 mod error;
 mod git;
 mod hub;
+mod inputs;
 mod k8s;
 mod local_registry;
 mod manifest;
@@ -225,6 +226,7 @@ impl EngineArgs {
             builder: self.builder.clone(),
             no_cache: self.no_cache,
             registry_cache: self.registry_cache,
+            input_digests: Vec::new(),
         })
     }
 }
@@ -263,6 +265,9 @@ struct ReleaseArgs {
     /// Push the release commit and tag to `origin`.
     #[arg(long)]
     git_push: bool,
+    /// Build every service, even those whose inputs are unchanged since the last release.
+    #[arg(long)]
+    rebuild: bool,
 }
 
 fn run_release(root: &std::path::Path, manifest: &Manifest, args: &ReleaseArgs) -> anyhow::Result<()> {
@@ -278,6 +283,7 @@ fn run_release(root: &std::path::Path, manifest: &Manifest, args: &ReleaseArgs) 
         resume: args.resume,
         allow_empty_changelog: args.allow_empty_changelog,
         git_push: args.git_push,
+        rebuild: args.rebuild,
     };
     let host = args.target.resolve(manifest)?.host;
     let client = registry::Client::new(&host)?;

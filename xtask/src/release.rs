@@ -39,6 +39,8 @@ pub struct Options {
     pub resume: bool,
     pub allow_empty_changelog: bool,
     pub git_push: bool,
+    /// Build every service even when the registry has an image of the same inputs.
+    pub rebuild: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -50,6 +52,10 @@ pub struct Plan {
     pub services: Vec<String>,
     /// The tag the build pushes, which the publish tags from.
     pub build_tag: String,
+    pub platforms: Vec<crate::manifest::Platform>,
+    /// The tag each service is published from: the build tag, or the previous release's tag
+    /// when its inputs are unchanged (build avoidance).
+    pub sources: Vec<(String, String)>,
     /// Every reference the publish writes.
     pub images: Vec<String>,
     /// Floating tags this release leaves where they are, and why.
@@ -255,7 +261,68 @@ pub fn prepare(root: &Path, manifest: &Manifest, options: &Options, client: &Cli
     for service in &services {
         dockerfiles.push((service.name.clone(), std::fs::read_to_string(root.join(service.dockerfile_path()))?));
     }
-    let build_plan = build::plan(manifest, &request, &build_tag, &revision, &capabilities, &dockerfiles)?;
+    // Build avoidance: a service whose inputs equal those of the previous release's image is
+    // not built again; that image gets the new tags.
+    let previous_tag = format!("v{}", manifest.release.version);
+    let mut base_digests = std::collections::HashMap::new();
+    let mut to_build = Vec::new();
+    let mut reused = Vec::new();
+    for (service, (_, dockerfile)) in services.iter().zip(&dockerfiles) {
+        let input = input_digest(
+            root,
+            service,
+            dockerfile,
+            options.build.base_mirror.as_deref(),
+            &manifest.release.platforms,
+            &mut base_digests,
+        );
+        match input {
+            Some(digest)
+                if !options.rebuild
+                    && built_from(
+                        client,
+                        &registry.path(&service.name),
+                        &previous_tag,
+                        &digest,
+                        &manifest.release.platforms,
+                    )? =>
+            {
+                reused.push((service.name.clone(), digest));
+            }
+            Some(digest) => {
+                request.input_digests.push((service.name.clone(), digest));
+                to_build.push(service.name.clone());
+            }
+            None => to_build.push(service.name.clone()),
+        }
+    }
+    preflight.push(match (reused.len(), options.rebuild) {
+        (_, true) => "--rebuild: every service is built".to_string(),
+        (0, false) => format!("every service changed since {previous_tag} (or has no recorded inputs): all are built"),
+        (count, false) => format!(
+            "{count} services are unchanged since {previous_tag} and reuse its images; {} are built",
+            to_build.len()
+        ),
+    });
+    request.services = to_build.clone();
+    let dockerfiles: Vec<(String, String)> =
+        dockerfiles.into_iter().filter(|(name, _)| to_build.contains(name)).collect();
+    let build_plan = if to_build.is_empty() {
+        BuildPlan {
+            builder: capabilities.builder.clone(),
+            strategy: build::Strategy::MultiPlatform,
+            images: Vec::new(),
+        }
+    } else {
+        build::plan(manifest, &request, &build_tag, &revision, &capabilities, &dockerfiles)?
+    };
+    let sources: Vec<(String, String)> = services
+        .iter()
+        .map(|service| {
+            let from = if to_build.contains(&service.name) { build_tag.clone() } else { previous_tag.clone() };
+            (service.name.clone(), from)
+        })
+        .collect();
 
     // The tags each service will get, from what its repository holds now.
     let mut images = Vec::new();
@@ -272,6 +339,11 @@ pub fn prepare(root: &Path, manifest: &Manifest, options: &Options, client: &Cli
             format!("build and push {}", image.image),
             image.steps.clone(),
         ));
+    }
+    for (service, digest) in &reused {
+        let description =
+            format!("reuse {}:{previous_tag}: its inputs are unchanged ({digest})", registry.repository(service));
+        steps.push(Step::new(format!("reuse:{service}"), description, Vec::new()));
     }
     for image in &build_plan.images {
         let commands = gate::scan_commands(
@@ -377,6 +449,8 @@ pub fn prepare(root: &Path, manifest: &Manifest, options: &Options, client: &Cli
         organization: registry.organization.clone(),
         services: services.iter().map(|service| service.name.clone()).collect(),
         build_tag,
+        platforms: manifest.release.platforms.clone(),
+        sources,
         images,
         held,
         preflight,
@@ -566,6 +640,7 @@ fn execute(root: &Path, journal: &mut Journal, paths: &Paths, client: &Client, j
                     journal.finish(paths, &scan_step.id)?;
                 }
             }
+            "reuse" => journal.finish(paths, &step.id)?,
             "sbom" => {
                 // Every remaining SBOM at once: syft spends its time reading the registry.
                 let _section = Section::start("sbom");
@@ -629,7 +704,55 @@ fn execute(root: &Path, journal: &mut Journal, paths: &Paths, client: &Client, j
 }
 
 fn platforms(plan: &Plan) -> Vec<crate::manifest::Platform> {
-    plan.build.images.first().map(|image| image.platforms.clone()).unwrap_or_default()
+    plan.platforms.clone()
+}
+
+/// The input digest of one service's build, or `None` when a base image cannot be resolved
+/// (then the service is simply built).
+fn input_digest(
+    root: &Path,
+    service: &crate::manifest::Service,
+    dockerfile: &str,
+    mirror: Option<&str>,
+    platforms: &[crate::manifest::Platform],
+    resolved: &mut std::collections::HashMap<String, Option<String>>,
+) -> Option<String> {
+    let files = crate::inputs::context_files(root, &service.path).ok()?;
+    let mut bases = Vec::new();
+    for base in dockerfile::base_images(dockerfile) {
+        let digest = resolved
+            .entry(base.clone())
+            .or_insert_with(|| {
+                let image = crate::reference::ImageRef::parse(&base).ok()?;
+                if let Some(digest) = image.digest {
+                    return Some(digest);
+                }
+                let client = Client::new(mirror.unwrap_or(&image.registry)).ok()?;
+                client.head_manifest(&image.repository, image.tag.as_deref().unwrap_or("latest")).ok()?
+            })
+            .clone()?;
+        bases.push((base, digest));
+    }
+    let platforms: Vec<&str> = platforms.iter().map(|platform| platform.as_str()).collect();
+    Some(crate::inputs::digest(&files, dockerfile, &bases, &[], &platforms))
+}
+
+/// Whether `tag` holds an image built from exactly these inputs, for every platform.
+fn built_from(
+    client: &Client,
+    path: &str,
+    tag: &str,
+    input_digest: &str,
+    platforms: &[crate::manifest::Platform],
+) -> anyhow::Result<bool> {
+    let Some(index) = client.get_manifest(path, tag)? else { return Ok(false) };
+    let document: serde_json::Value = serde_json::from_slice(&index.bytes).unwrap_or_default();
+    let recorded = document["annotations"][crate::inputs::ANNOTATION].as_str() == Some(input_digest);
+    let complete = index
+        .index()
+        .map(|index| crate::registry::oci::platform_children(&index).len() == platforms.len())
+        .unwrap_or(false);
+    Ok(recorded && complete)
 }
 
 /// Publishes every service not yet published: all are planned (and any refusal raised) before
@@ -641,10 +764,14 @@ fn publish_all(journal: &mut Journal, paths: &Paths, client: &Client) -> anyhow:
     for step in plan.steps.iter().filter(|step| step.id.starts_with("publish:") && !journal.is_done(&step.id)) {
         let service = &step.id["publish:".len()..];
         let path = format!("{}/{service}", plan.organization);
-        let snapshot = publish::snapshot(client, &path, &plan.build_tag, &version, &platforms(&plan))?;
+        let source = plan
+            .sources
+            .iter()
+            .find(|(name, _)| name == service)
+            .map_or(plan.build_tag.as_str(), |(_, tag)| tag.as_str());
+        let snapshot = publish::snapshot(client, &path, source, &version, &platforms(&plan))?;
         let repository = format!("{}/{path}", plan.registry);
-        let service_plan =
-            publish::plan(service, &repository, &plan.build_tag, &version, &platforms(&plan), &snapshot)?;
+        let service_plan = publish::plan(service, &repository, source, &version, &platforms(&plan), &snapshot)?;
         let mut now: Vec<String> = service_plan
             .writes
             .iter()

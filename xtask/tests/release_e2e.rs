@@ -179,6 +179,45 @@ fn release_minor_of_all_services_then_refuse_the_same_release() {
     assert!(!again.path().join("target/xtask/build").exists(), "refused before any build");
     assert_eq!(tag_digests(&registry, &format!("{organization}/battle-service")), before);
     assert_eq!(git(again.path(), &["status", "--porcelain"]).trim(), "");
+
+    // Build avoidance: one service changes, the next release builds only it and tags the six
+    // unchanged images of v3.1.0 as v3.1.1, registry-side.
+    let page = clone.path().join("services/frontend/public/index.html");
+    std::fs::write(&page, std::fs::read_to_string(&page).unwrap().replace("Loading battles", "Loading the battles"))
+        .unwrap();
+    let changelog = clone.path().join("CHANGELOG.md");
+    std::fs::write(
+        &changelog,
+        std::fs::read_to_string(&changelog).unwrap().replacen(
+            "## [Unreleased]\n",
+            "## [Unreleased]\n\n### Fixed\n\n- The frontend's loading message.\n",
+            1,
+        ),
+    )
+    .unwrap();
+    git(clone.path(), &["commit", "--quiet", "--all", "--message", "frontend: clearer loading message"]);
+    let patch = |extra: &[&str]| {
+        release_in(clone.path(), &[&["release", "--bump", "patch"][..], &common, extra].concat()).output().unwrap()
+    };
+    let output = patch(&["--dry-run", "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let ids: Vec<&str> = plan["steps"].as_array().unwrap().iter().map(|step| step["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.iter().filter(|id| id.starts_with("build:")).collect::<Vec<_>>(), [&"build:frontend"], "{ids:?}");
+    assert_eq!(ids.iter().filter(|id| id.starts_with("reuse:")).count(), 6, "{ids:?}");
+    let output = patch(&["--yes"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    for service in SERVICES {
+        let digests = tag_digests(&registry, &format!("{organization}/{service}"));
+        let (previous, next) = (digest_of(&digests, "v3.1.0").unwrap(), digest_of(&digests, "v3.1.1").unwrap());
+        assert_eq!(digest_of(&digests, "latest").as_ref(), Some(&next), "{service}: the full scheme moves to v3.1.1");
+        assert_eq!(digest_of(&digests, "v3.1.1-arm64").is_some(), true, "{service}");
+        if service == "frontend" {
+            assert_ne!(previous, next, "the changed service was built");
+        } else {
+            assert_eq!(previous, next, "{service}: unchanged, so the same image");
+        }
+    }
 }
 
 /// A registry of this test's own, stopped with the guard.

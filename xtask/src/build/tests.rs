@@ -74,6 +74,7 @@ fn multi_platform_push_through_a_mirror_on_the_host_network() {
         builder: None,
         no_cache: false,
         registry_cache: true,
+        input_digests: Vec::new(),
     };
     let plan = plan_for(&request, &containerd_engine()).unwrap();
     assert_eq!(plan.strategy, Strategy::MultiPlatform);
