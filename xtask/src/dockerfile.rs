@@ -178,10 +178,42 @@ pub fn base_images(dockerfile: &str) -> Vec<String> {
     bases
 }
 
+/// The `RUN` steps that execute on the target platform (stages not on `$BUILDPLATFORM`): on a
+/// machine of another architecture, each runs under QEMU emulation.
+pub fn emulated_runs(dockerfile: &str) -> Vec<String> {
+    let mut on_build_platform = false;
+    let mut stage = String::new();
+    let mut runs = Vec::new();
+    for (number, line) in dockerfile.lines().enumerate() {
+        let mut words = line.split_whitespace();
+        match words.next().map(str::to_ascii_uppercase).as_deref() {
+            Some("FROM") => {
+                let rest: Vec<&str> = words.collect();
+                on_build_platform = rest.iter().any(|word| {
+                    word.starts_with("--platform=$BUILDPLATFORM") || word.starts_with("--platform=${BUILDPLATFORM}")
+                });
+                stage = match rest.iter().position(|word| word.eq_ignore_ascii_case("AS")) {
+                    Some(at) => rest.get(at + 1).map_or(String::new(), |name| name.to_string()),
+                    None => "final".to_string(),
+                };
+            }
+            Some("RUN") if !on_build_platform => runs.push(format!("line {} (stage {stage})", number + 1)),
+            _ => {}
+        }
+    }
+    runs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::manifest::Manifest;
+
+    #[test]
+    fn emulated_runs_are_those_off_the_build_platform() {
+        let text = "FROM --platform=$BUILDPLATFORM node:20 AS build\nRUN npm ci\nFROM rust:1 AS compile\nRUN cargo build\nFROM debian:12\nRUN apt-get update\n";
+        assert_eq!(emulated_runs(text), ["line 4 (stage compile)", "line 6 (stage final)"]);
+    }
 
     fn manifest_with(service_toml: &str) -> Manifest {
         let text = format!(

@@ -53,6 +53,7 @@ pub fn run(root: &Path, manifest: &Manifest, registry_host: Option<&str>, builde
         },
     });
     checks.push(Check { name: "kubernetes", result: kubernetes_check(root, manifest) });
+    checks.push(Check { name: "emulation", result: Ok(emulation_report(root, manifest)) });
     checks.push(Check {
         name: "hadolint",
         result: which::which("hadolint")
@@ -71,6 +72,27 @@ pub fn run(root: &Path, manifest: &Manifest, registry_host: Option<&str>, builde
     }
     anyhow::ensure!(failures == 0, "{failures} of {} checks failed (each says what to do)", checks.len());
     Ok(())
+}
+
+/// Which services run build steps on the target platform, so under QEMU on a machine of
+/// another architecture (information, not a failure).
+fn emulation_report(root: &Path, manifest: &Manifest) -> String {
+    let mut emulated = Vec::new();
+    for service in &manifest.services {
+        let text = std::fs::read_to_string(root.join(service.dockerfile_path())).unwrap_or_default();
+        let runs = crate::dockerfile::emulated_runs(&text);
+        if !runs.is_empty() {
+            emulated.push(format!("{} ({})", service.name, runs.join(", ")));
+        }
+    }
+    if emulated.is_empty() {
+        format!("none of the {} services runs a build step under QEMU", manifest.services.len())
+    } else {
+        format!(
+            "these services run RUN steps on the target platform, so under QEMU for foreign platforms: {}",
+            emulated.join("; ")
+        )
+    }
 }
 
 /// R12 on every Kubernetes manifest the services list.

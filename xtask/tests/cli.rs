@@ -105,7 +105,7 @@ fn doctor_reports_each_check_and_what_to_fix() {
     let output = run(xtask(&["doctor", "--registry", &registry]));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
-    for check in ["engine", "buildx", "builder", "qemu arm64", "registry", "kubernetes", "hadolint"] {
+    for check in ["engine", "buildx", "builder", "qemu arm64", "registry", "kubernetes", "emulation", "hadolint"] {
         assert!(stderr.lines().any(|line| line.starts_with("ok") && line.contains(check)), "{check}: {stderr}");
     }
     let unused_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -113,7 +113,7 @@ fn doctor_reports_each_check_and_what_to_fix() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains(&format!("FAIL  registry     127.0.0.1:{unused_port} cannot be reached")), "{stderr}");
-    assert!(stderr.contains("1 of 8 checks failed"), "{stderr}");
+    assert!(stderr.contains("1 of 9 checks failed"), "{stderr}");
 }
 
 /// The pull Secret of R12, as `kubectl create secret docker-registry --dry-run=client -o yaml`
