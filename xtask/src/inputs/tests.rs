@@ -6,63 +6,62 @@ fn file(path: &str, content: &str) -> ContextFile {
     ContextFile { path: path.into(), content: content.as_bytes().to_vec(), executable: false }
 }
 
-fn baseline() -> (Vec<ContextFile>, String, Vec<(String, String)>, Vec<(String, String)>, Vec<&'static str>) {
-    (
-        vec![file("package.json", "{}"), file("src/index.js", "console.log(1)")],
-        "FROM node:20-alpine\n".into(),
-        vec![("node:20-alpine".into(), "sha256:aaaa".into())],
-        vec![],
-        vec!["linux/amd64", "linux/arm64"],
-    )
+/// Every input of one build, to change one at a time.
+struct Inputs {
+    files: Vec<ContextFile>,
+    dockerfile: String,
+    bases: Vec<(String, String)>,
+    args: Vec<(String, String)>,
+    platforms: Vec<&'static str>,
 }
 
-fn of(parts: &(Vec<ContextFile>, String, Vec<(String, String)>, Vec<(String, String)>, Vec<&'static str>)) -> String {
-    digest(&parts.0, &parts.1, &parts.2, &parts.3, &parts.4)
+impl Inputs {
+    fn baseline() -> Inputs {
+        Inputs {
+            files: vec![file("package.json", "{}"), file("src/index.js", "console.log(1)")],
+            dockerfile: "FROM node:20-alpine\n".into(),
+            bases: vec![("node:20-alpine".into(), "sha256:aaaa".into())],
+            args: vec![],
+            platforms: vec!["linux/amd64", "linux/arm64"],
+        }
+    }
+
+    fn digest(&self) -> String {
+        digest(&self.files, &self.dockerfile, &self.bases, &self.args, &self.platforms)
+    }
 }
 
 #[test]
 fn file_order_does_not_matter() {
-    let mut parts = baseline();
-    let before = of(&parts);
-    parts.0.reverse();
-    parts.4.reverse();
-    assert_eq!(of(&parts), before);
+    let mut inputs = Inputs::baseline();
+    let before = inputs.digest();
+    inputs.files.reverse();
+    inputs.platforms.reverse();
+    assert_eq!(inputs.digest(), before);
 }
 
 #[test]
 fn each_input_changes_it() {
-    let before = of(&baseline());
-    let changes: Vec<(
-        &str,
-        Box<dyn Fn(&mut (Vec<ContextFile>, String, Vec<(String, String)>, Vec<(String, String)>, Vec<&'static str>))>,
-    )> = vec![
-        ("a file's content", Box::new(|parts| parts.0[1].content = b"console.log(2)".to_vec())),
-        ("a new file", Box::new(|parts| parts.0.push(file("src/extra.js", "")))),
-        (
-            "a removed file",
-            Box::new(|parts| {
-                parts.0.pop();
-            }),
-        ),
-        ("a renamed file", Box::new(|parts| parts.0[1].path = "src/main.js".into())),
-        ("the executable bit", Box::new(|parts| parts.0[1].executable = true)),
-        ("the Dockerfile", Box::new(|parts| parts.1.push_str("USER 1001\n"))),
-        ("a base image digest", Box::new(|parts| parts.2[0].1 = "sha256:bbbb".into())),
-        (
-            "a build argument",
-            Box::new(|parts| parts.3.push(("NODE_OPTIONS".into(), "--max-old-space-size=256".into()))),
-        ),
-        (
-            "the platforms",
-            Box::new(|parts| {
-                parts.4.pop();
-            }),
-        ),
+    let before = Inputs::baseline().digest();
+    let changes: Vec<(&str, fn(&mut Inputs))> = vec![
+        ("a file's content", |inputs| inputs.files[1].content = b"console.log(2)".to_vec()),
+        ("a new file", |inputs| inputs.files.push(file("src/extra.js", ""))),
+        ("a removed file", |inputs| {
+            inputs.files.pop();
+        }),
+        ("a renamed file", |inputs| inputs.files[1].path = "src/main.js".into()),
+        ("the executable bit", |inputs| inputs.files[1].executable = true),
+        ("the Dockerfile", |inputs| inputs.dockerfile.push_str("USER 1001\n")),
+        ("a base image digest", |inputs| inputs.bases[0].1 = "sha256:bbbb".into()),
+        ("a build argument", |inputs| inputs.args.push(("NODE_OPTIONS".into(), "--max-old-space-size=256".into()))),
+        ("the platforms", |inputs| {
+            inputs.platforms.pop();
+        }),
     ];
     for (what, change) in changes {
-        let mut parts = baseline();
-        change(&mut parts);
-        assert_ne!(of(&parts), before, "{what} must change the digest");
+        let mut inputs = Inputs::baseline();
+        change(&mut inputs);
+        assert_ne!(inputs.digest(), before, "{what} must change the digest");
     }
 }
 
