@@ -43,7 +43,8 @@ fn file_order_does_not_matter() {
 #[test]
 fn each_input_changes_it() {
     let before = Inputs::baseline().digest();
-    let changes: Vec<(&str, fn(&mut Inputs))> = vec![
+    type Change = fn(&mut Inputs);
+    let changes: Vec<(&str, Change)> = vec![
         ("a file's content", |inputs| inputs.files[1].content = b"console.log(2)".to_vec()),
         ("a new file", |inputs| inputs.files.push(file("src/extra.js", ""))),
         ("a removed file", |inputs| {
