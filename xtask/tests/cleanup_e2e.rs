@@ -154,6 +154,8 @@ fn cleanup_of_a_61_version_history_deletes_exactly_its_plan() {
 
     let output = cleanup(&[]);
     assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("figure: {}", stderr.lines().find(|line| line.contains("registry requests to plan")).unwrap_or_default());
     let after = tag_digests(&registry, &repository);
     let remaining: BTreeSet<&str> = after.iter().map(|(tag, _)| tag.as_str()).collect();
     assert_eq!(remaining, kept, "exactly the planned tags are gone");
