@@ -3,7 +3,7 @@
 
 # Dependencies and sources are assembled on the build machine's own platform: plain
 # JavaScript is the same on every architecture, so no step of this image runs under emulation.
-# Install scripts are off: a package that needs a native add-on must be built for the target.
+# Install scripts are off: a package that needs a native add-on sets `native_addons = true`.
 FROM --platform=$BUILDPLATFORM node:20-alpine AS build
 WORKDIR /app
 COPY package.json package-lock.json ./

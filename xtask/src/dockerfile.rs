@@ -32,10 +32,24 @@ pub fn render(manifest: &Manifest, service: &Service) -> Option<String> {
 }
 
 fn render_node(out: &mut String, manifest: &Manifest, service: &Service, base: &str, build_base: &str) {
-    out.push_str(&format!(
-        "# Dependencies and sources are assembled on the build machine's own platform: plain
+    if service.native_addons {
+        out.push_str(&format!(
+            "# Native add-ons are compiled for the target, so this stage runs on the target platform
+# (under QEMU on a machine of another architecture), with install scripts.
+FROM {build_base} AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && mkdir -p node_modules
+COPY . .
+
+FROM {base}
+"
+        ));
+    } else {
+        out.push_str(&format!(
+            "# Dependencies and sources are assembled on the build machine's own platform: plain
 # JavaScript is the same on every architecture, so no step of this image runs under emulation.
-# Install scripts are off: a package that needs a native add-on must be built for the target.
+# Install scripts are off: a package that needs a native add-on sets `native_addons = true`.
 FROM --platform=$BUILDPLATFORM {build_base} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -44,7 +58,8 @@ COPY . .
 
 FROM {base}
 "
-    ));
+        ));
+    }
     runtime_metadata(out, manifest, service, &[("NODE_ENV", "production")]);
     let probe = format!(
         "require('http').get('http://127.0.0.1:' + process.env.PORT + '{}', (r) => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1))",
@@ -244,6 +259,19 @@ mod tests {
             "name = \"db-migrator\"\ndescription = \"Schema migrations\"\nkind = \"rust\"\npath = \"services/db-migrator\"\nport = 9000",
         );
         insta::assert_snapshot!(render(&manifest, &manifest.services[0]).unwrap());
+    }
+
+    #[test]
+    fn native_addons_build_on_the_target_platform() {
+        let manifest = manifest_with(
+            "name = \"x\"\ndescription = \"X\"\nkind = \"node\"\npath = \"s\"\nport = 3000\nnative_addons = true",
+        );
+        let dockerfile = render(&manifest, &manifest.services[0]).unwrap();
+        assert!(
+            dockerfile.contains("\nFROM node:20-alpine AS build\n") && !dockerfile.contains("--ignore-scripts"),
+            "{dockerfile}"
+        );
+        assert_eq!(emulated_runs(&dockerfile), ["line 9 (stage build)"]);
     }
 
     #[test]

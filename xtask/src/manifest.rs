@@ -163,6 +163,9 @@ pub struct Service {
     pub build_base: Option<String>,
     /// Node.js entry point, relative to `path`.
     pub main: String,
+    /// Its npm packages build native add-ons, so `npm ci` must run on the target platform
+    /// (under QEMU for a foreign one) and with install scripts.
+    pub native_addons: bool,
 }
 
 impl Service {
@@ -435,6 +438,7 @@ struct RawService {
     base: Option<Spanned<String>>,
     build_base: Option<Spanned<String>>,
     main: Option<Spanned<String>>,
+    native_addons: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -761,7 +765,20 @@ impl Checker<'_> {
             }
             None => "src/index.js".to_string(),
         };
-        Service { name, description, kind, path, port, health, kubernetes, env, base, build_base, main }
+        let native_addons = match &raw.native_addons {
+            Some(flag) if kind != Kind::Node => {
+                self.problem(
+                    flag,
+                    key("native_addons"),
+                    format!("`native_addons` only applies to kind `node`, not `{}`", kind.as_str()),
+                    "remove it",
+                );
+                false
+            }
+            Some(flag) => *flag.get_ref(),
+            None => false,
+        };
+        Service { name, description, kind, path, port, health, kubernetes, env, base, build_base, main, native_addons }
     }
 
     fn env(&mut self, raw: &[Spanned<RawEnv>], service: &str) -> Vec<EnvVar> {
