@@ -92,7 +92,7 @@ DOCKERFILE
 }
 
 exists_in_registry() { # <mirror> <path> <tag>
-  curl -fs -o /dev/null -X HEAD \
+  curl -fsI -o /dev/null --max-time 10 \
     -H 'Accept: application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json' \
     "http://$1/v2/$2/manifests/$3"
 }
