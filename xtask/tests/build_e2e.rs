@@ -9,16 +9,6 @@ use std::time::Instant;
 use serde_json::Value;
 use support::*;
 
-const SERVICES: [&str; 7] = [
-    "ingestion-service",
-    "enrichment-service",
-    "battle-service",
-    "search-service",
-    "notification-service",
-    "frontend-bff",
-    "frontend",
-];
-
 #[test]
 fn every_service_is_built_for_both_platforms_pushed_and_runs_as_1001() {
     let Some(registry) = test_registry() else { return };

@@ -13,19 +13,13 @@ use support::*;
 
 const BOTH: [&str; 2] = ["linux/amd64", "linux/arm64"];
 
+/// An RFC 3339 time `days` ago, from GNU date (not the tool's own calendar code).
 fn days_ago(days: u64) -> String {
-    let seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - days * 86_400;
-    // Civil date from days (the same algorithm the tool uses, written out for the test).
-    let days_since = (seconds / 86_400) as i64 + 719_468;
-    let era = days_since.div_euclid(146_097);
-    let day_of_era = days_since - era * 146_097;
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T12:00:00Z")
+    let output = std::process::Command::new("date")
+        .args(["-u", "-d", &format!("{days} days ago"), "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .unwrap();
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
 }
 
 #[test]

@@ -160,16 +160,7 @@ fn k8s_pull_secret_from_resolved_credentials() {
 #[test]
 fn pin_bases_writes_digests_and_the_pinned_build_works() {
     let Some(registry) = test_registry() else { return };
-    let clone = tempfile::tempdir().unwrap();
-    assert!(
-        std::process::Command::new("git")
-            .args(["clone", "--quiet"])
-            .arg(repository_root())
-            .arg(clone.path())
-            .status()
-            .unwrap()
-            .success()
-    );
+    let clone = clone_repository();
     let output = run(xtask(&["pin-bases", "--base-mirror", &registry]).env("XTASK_ROOT", clone.path()));
     assert!(output.status.success());
     let node = format!("node:20-alpine@{}", manifest_digest(&registry, "library/node", "20-alpine"));

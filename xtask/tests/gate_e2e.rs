@@ -11,38 +11,11 @@ use std::process::Command;
 use serde_json::Value;
 use support::*;
 
-const SERVICES: [&str; 7] = [
-    "ingestion-service",
-    "enrichment-service",
-    "battle-service",
-    "search-service",
-    "notification-service",
-    "frontend-bff",
-    "frontend",
-];
-
-fn git(directory: &std::path::Path, args: &[&str]) -> String {
-    let output = Command::new("git").args(args).current_dir(directory).output().unwrap();
-    assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).unwrap()
-}
-
 #[test]
 fn blocking_findings_leave_no_new_tag_and_an_accepted_risk_passes() {
     let Some(registry) = test_registry() else { return };
     let organization = "gate-e2e";
-    let clone = tempfile::tempdir().unwrap();
-    assert!(
-        Command::new("git")
-            .args(["clone", "--quiet"])
-            .arg(repository_root())
-            .arg(clone.path())
-            .status()
-            .unwrap()
-            .success()
-    );
-    git(clone.path(), &["config", "user.email", "gate-test@example.com"]);
-    git(clone.path(), &["config", "user.name", "Gate Test"]);
+    let clone = clone_repository();
     let manifest_path = clone.path().join("services/services.toml");
     let manifest = std::fs::read_to_string(&manifest_path).unwrap();
     std::fs::write(&manifest_path, manifest.replace("scanner = \"none\"", "scanner = \"trivy\"")).unwrap();

@@ -13,38 +13,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::*;
 
-const SERVICES: [&str; 7] = [
-    "ingestion-service",
-    "enrichment-service",
-    "battle-service",
-    "search-service",
-    "notification-service",
-    "frontend-bff",
-    "frontend",
-];
-
-/// A clone of this repository's committed state, with a git identity to commit with.
-fn clone_repository() -> tempfile::TempDir {
-    let clone = tempfile::tempdir().unwrap();
-    let status =
-        Command::new("git").args(["clone", "--quiet"]).arg(repository_root()).arg(clone.path()).status().unwrap();
-    assert!(status.success());
-    for (key, value) in [("user.email", "release-test@example.com"), ("user.name", "Release Test")] {
-        Command::new("git").args(["config", key, value]).current_dir(clone.path()).status().unwrap();
-    }
-    clone
-}
-
 fn release_in(clone: &Path, args: &[&str]) -> Command {
     let mut command = xtask(args);
     command.current_dir(clone).env("XTASK_ROOT", clone);
     command
-}
-
-fn git(clone: &Path, args: &[&str]) -> String {
-    let output = Command::new("git").args(args).current_dir(clone).output().unwrap();
-    assert!(output.status.success(), "git {args:?}");
-    String::from_utf8(output.stdout).unwrap()
 }
 
 fn stderr(output: &Output) -> String {

@@ -7,6 +7,35 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+/// The seven services of the manifest, in its order.
+pub const SERVICES: [&str; 7] = [
+    "ingestion-service",
+    "enrichment-service",
+    "battle-service",
+    "search-service",
+    "notification-service",
+    "frontend-bff",
+    "frontend",
+];
+
+/// A clone of this repository's committed state, with a git identity to commit with.
+pub fn clone_repository() -> tempfile::TempDir {
+    let clone = tempfile::tempdir().unwrap();
+    let status =
+        Command::new("git").args(["clone", "--quiet"]).arg(repository_root()).arg(clone.path()).status().unwrap();
+    assert!(status.success(), "git clone");
+    git(clone.path(), &["config", "user.email", "xtask-test@example.com"]);
+    git(clone.path(), &["config", "user.name", "Xtask Test"]);
+    clone
+}
+
+/// Runs git in `directory`; its stdout.
+pub fn git(directory: &Path, args: &[&str]) -> String {
+    let output = Command::new("git").args(args).current_dir(directory).output().unwrap();
+    assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
 pub fn repository_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
