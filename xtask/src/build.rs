@@ -306,6 +306,9 @@ pub fn execute(root: &Path, plan: &BuildPlan, jobs: usize) -> anyhow::Result<Vec
         if !not_started.is_empty() {
             message.push_str(&format!("\nnot started: {}", not_started.join(", ")));
         }
+        if crate::process::interrupted() {
+            return Err(anyhow::Error::new(crate::process::Interrupted).context(message));
+        }
         bail!(message);
     }
     Ok(built)

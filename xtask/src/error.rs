@@ -33,12 +33,14 @@ pub fn bad_input(message: impl Into<String>) -> anyhow::Error {
 }
 
 /// Exit codes, documented in the README: 0 success, 1 a step failed, 2 bad usage or input,
-/// 3 a policy gate refused.
+/// 3 a policy gate refused, 130 stopped by SIGINT or SIGTERM.
 pub fn exit_code(error: &anyhow::Error) -> i32 {
     if error.chain().any(|cause| cause.is::<BadInput>()) {
         2
     } else if error.chain().any(|cause| cause.is::<PolicyRefusal>()) {
         3
+    } else if error.chain().any(|cause| cause.is::<crate::process::Interrupted>()) {
+        130
     } else {
         1
     }

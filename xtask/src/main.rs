@@ -791,6 +791,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(error) = process::install_signal_handlers() {
+        eprintln!("warning: signals will not stop the tool cleanly: {error:#}");
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -3,12 +3,48 @@
 
 use std::fmt;
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, mpsc};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
+
+/// Set by SIGINT or SIGTERM: running commands are stopped and the work in progress ends
+/// cleanly (a release keeps its journal and can be resumed).
+pub fn interrupted() -> bool {
+    interrupt_flag().load(Ordering::SeqCst)
+}
+
+fn interrupt_flag() -> &'static Arc<AtomicBool> {
+    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    FLAG.get_or_init(|| Arc::new(AtomicBool::new(false)))
+}
+
+/// Catches SIGINT and SIGTERM: the first sets the flag (clean stop), a second ends the process
+/// at once.
+pub fn install_signal_handlers() -> anyhow::Result<()> {
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 130, interrupt_flag().clone())?;
+        signal_hook::flag::register(signal, interrupt_flag().clone())?;
+    }
+    Ok(())
+}
+
+/// The error of work stopped by a signal: exit code 130.
+#[derive(Debug)]
+pub struct Interrupted;
+
+impl fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("interrupted by a signal")
+    }
+}
+
+impl std::error::Error for Interrupted {}
 
 /// One program and its arguments: never a shell string, so no value is ever re-parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,9 +100,11 @@ impl Cmd {
             .open(log)
             .with_context(|| format!("open {}", log.display()))?;
         writeln!(log_file, "$ {self}")?;
-        let mut child = self.command(cwd).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().with_context(|| {
-            format!("start `{self}` (is `{}` installed? `cargo xtask doctor` checks)", self.program)
-        })?;
+        // Its own process group, so a stop reaches its children too (docker runs buildx as one).
+        let mut child =
+            self.command(cwd).process_group(0).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().with_context(
+                || format!("start `{self}` (is `{}` installed? `cargo xtask doctor` checks)", self.program),
+            )?;
         let (sender, receiver) = mpsc::channel::<String>();
         let readers = [
             child.stdout.take().map(|out| Box::new(out) as Box<dyn std::io::Read + Send>),
@@ -88,12 +126,26 @@ impl Cmd {
             .collect();
         drop(sender);
         let mut recent: std::collections::VecDeque<String> = std::collections::VecDeque::new();
-        for line in receiver {
-            writeln!(log_file, "{line}")?;
-            on_line(&line);
-            recent.push_back(line);
-            if recent.len() > 30 {
-                recent.pop_front();
+        loop {
+            match receiver.recv_timeout(Duration::from_millis(200)) {
+                Ok(line) => {
+                    writeln!(log_file, "{line}")?;
+                    on_line(&line);
+                    recent.push_back(line);
+                    if recent.len() > 30 {
+                        recent.pop_front();
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) if interrupted() => {
+                    // Stop the child and its process group rather than leave them running.
+                    stop_group(child.id());
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    writeln!(log_file, "(stopped: interrupted by a signal)")?;
+                    return Err(anyhow::Error::new(Interrupted).context(format!("`{self}` stopped")));
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
         }
         for thread in threads {
@@ -106,6 +158,24 @@ impl Cmd {
         }
         Ok(())
     }
+}
+
+/// SIGTERM to a process group, then SIGKILL to what is left after five seconds.
+fn stop_group(leader: u32) {
+    let group = format!("-{leader}");
+    let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+    for _ in 0..50 {
+        let alive = Command::new("kill")
+            .args(["-0", "--", &group])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        if !alive {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
 }
 
 impl fmt::Display for Cmd {

@@ -602,6 +602,9 @@ fn execute(root: &Path, journal: &mut Journal, paths: &Paths, client: &Client, j
         if journal.is_done(&step.id) {
             continue;
         }
+        if crate::process::interrupted() {
+            return Err(crate::process::Interrupted.into());
+        }
         let kind = step.id.split(':').next().unwrap_or_default();
         match kind {
             "build" => {

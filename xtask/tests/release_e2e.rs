@@ -306,3 +306,118 @@ fn a_release_stopped_mid_publish_resumes_to_the_same_end_state() {
     done.sort_by_key(|id| planned.iter().position(|planned| planned == id));
     assert_eq!(done, planned, "every step done exactly once");
 }
+
+/// A clone whose releases skip SBOMs (syft's minute is not what these tests are about).
+fn clone_without_sboms() -> tempfile::TempDir {
+    let clone = clone_repository();
+    let manifest = clone.path().join("services/services.toml");
+    std::fs::write(&manifest, std::fs::read_to_string(&manifest).unwrap().replace("sbom = true", "sbom = false"))
+        .unwrap();
+    git(clone.path(), &["commit", "--quiet", "--all", "--message", "no SBOMs"]);
+    clone
+}
+
+/// Waits until `ready` holds (polling), or panics naming `what`.
+fn wait_for(what: &str, child: &mut std::process::Child, ready: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while !ready() {
+        assert!(child.try_wait().unwrap().is_none(), "the release ended before {what}");
+        assert!(Instant::now() < deadline, "{what} did not happen within 10 minutes");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigterm_stops_a_release_cleanly_and_sigkill_leaves_it_resumable() {
+    let Some(mirror) = test_registry() else { return };
+    let registry = OwnRegistry::start();
+    let args = |organization: &'static str, extra: &[&'static str]| -> Vec<String> {
+        let mut args: Vec<String> = [
+            "release",
+            "--registry",
+            &registry.address,
+            "--organization",
+            organization,
+            "--base-mirror",
+            &mirror,
+            "--network",
+            "host",
+            "--yes",
+        ]
+        .iter()
+        .map(|arg| arg.to_string())
+        .collect();
+        args.extend(extra.iter().map(|arg| arg.to_string()));
+        args
+    };
+    let start = |clone: &Path, args: &[String]| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        release_in(clone, &args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+
+    // SIGTERM while building: the builds are stopped, the journal kept, the lock released.
+    let clone = clone_without_sboms();
+    let mut child = start(clone.path(), &args("rel-term", &["--bump", "minor", "--no-cache"]));
+    let logs = clone.path().join("target/xtask/build");
+    wait_for("the builds", &mut child, || std::fs::read_dir(&logs).is_ok_and(|mut entries| entries.next().is_some()));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let stopped = Instant::now();
+    let output = child.wait_with_output().unwrap();
+    eprintln!("figure: the release stopped {:.1}s after SIGTERM", stopped.elapsed().as_secs_f64());
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(130), "{message}");
+    assert!(
+        message.contains("interrupted by a signal") && message.contains("cargo xtask release --resume"),
+        "{message}"
+    );
+    assert!(clone.path().join("target/xtask/release/journal.json").exists(), "the journal is kept");
+    assert!(!clone.path().join("target/xtask/release/lock.json").exists(), "the lock is released");
+    let builds = Command::new("pgrep").args(["-f", "rel-term/.*v3.1.0-dev"]).output().unwrap();
+    assert!(builds.stdout.is_empty(), "no build is left running: {}", String::from_utf8_lossy(&builds.stdout));
+    let output = release_in(
+        clone.path(),
+        &["release", "--resume", "--registry", &registry.address, "--organization", "rel-term", "--yes"],
+    )
+    .output()
+    .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_released(clone.path(), &registry.address, "rel-term");
+
+    // SIGKILL while publishing: nothing can clean up, the next start explains, --resume finishes.
+    let clone = clone_without_sboms();
+    let mut child = start(clone.path(), &args("rel-kill", &["--bump", "minor"]));
+    let log = registry.directory.path().join("registry.log");
+    wait_for("the publish", &mut child, || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .any(|line| line.contains("\"PUT /v2/rel-kill/") && line.contains("/manifests/v3.1.0"))
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let output = release_in(
+        clone.path(),
+        &args("rel-kill", &["--bump", "minor"]).iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .output()
+    .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("stopped without finishing") && stderr(&output).contains("is gone"),
+        "{}",
+        stderr(&output)
+    );
+    let output = release_in(
+        clone.path(),
+        &["release", "--resume", "--registry", &registry.address, "--organization", "rel-kill", "--yes"],
+    )
+    .output()
+    .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_released(clone.path(), &registry.address, "rel-kill");
+}
