@@ -11,6 +11,8 @@ mod docs;
 mod doctor;
 mod engine;
 mod error;
+#[cfg(test)]
+mod fuzz;
 mod git;
 mod hub;
 mod inputs;
