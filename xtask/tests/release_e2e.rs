@@ -396,7 +396,7 @@ fn sigterm_stops_a_release_cleanly_and_sigkill_leaves_it_resumable() {
         std::fs::read_to_string(&log)
             .unwrap_or_default()
             .lines()
-            .any(|line| line.contains("\"PUT /v2/rel-kill/") && line.contains("/manifests/v3.1.0"))
+            .any(|line| line.contains("\"PUT /v2/rel-kill/") && line.contains("/manifests/v3.1.0-amd64 "))
     });
     child.kill().unwrap();
     child.wait().unwrap();
