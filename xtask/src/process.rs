@@ -138,7 +138,7 @@ impl Cmd {
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) if interrupted() => {
                     // Stop the child and its process group rather than leave them running.
-                    stop_group(child.id());
+                    stop_group(&mut child);
                     let _ = child.kill();
                     let _ = child.wait();
                     writeln!(log_file, "(stopped: interrupted by a signal)")?;
@@ -160,11 +160,14 @@ impl Cmd {
     }
 }
 
-/// SIGTERM to a process group, then SIGKILL to what is left after five seconds.
-fn stop_group(leader: u32) {
-    let group = format!("-{leader}");
-    let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+/// SIGINT to a child's process group (buildx cancels a build on it, as on Ctrl-C), then
+/// SIGKILL to what is left after five seconds. The child itself is reaped along the way, or
+/// its zombie would keep the group alive.
+fn stop_group(child: &mut std::process::Child) {
+    let group = format!("-{}", child.id());
+    let _ = Command::new("kill").args(["-INT", "--", &group]).status();
     for _ in 0..50 {
+        let _ = child.try_wait();
         let alive = Command::new("kill")
             .args(["-0", "--", &group])
             .stderr(Stdio::null())
