@@ -77,15 +77,9 @@ pub fn snapshot(client: &Client, path: &str, policy: &Policy) -> anyhow::Result<
             None => client.get_manifest(path, digest)?,
         };
         let Some(image) = image.filter(|image| !image.is_index()) else { continue };
-        #[derive(serde::Deserialize)]
-        struct Created {
-            created: Option<String>,
-        }
-        let config_digest = image.image()?.config.digest;
-        let config: ImageConfig = client.get_blob_json(path, &config_digest)?;
-        let created: Created = client.get_blob_json(path, &config_digest)?;
+        let config: ImageConfig = client.get_blob_json(path, &image.image()?.config.digest)?;
         let label = config.config.labels.unwrap_or_default().get("org.opencontainers.image.created").cloned();
-        if let Some(seconds) = label.or(created.created).as_deref().and_then(unix_seconds) {
+        if let Some(seconds) = label.or(config.created).as_deref().and_then(unix_seconds) {
             snapshot.created.insert(tag.clone(), seconds);
         }
     }

@@ -653,7 +653,8 @@ fn execute(root: &Path, journal: &mut Journal, paths: &Paths, client: &Client, j
                     .filter(|step| step.id.starts_with("sbom:") && !journal.is_done(&step.id))
                     .collect();
                 let results: Vec<anyhow::Result<Vec<String>>> = std::thread::scope(|scope| {
-                    let handles: Vec<_> = remaining.iter().map(|step| scope.spawn(|| gate::sbom(root, step))).collect();
+                    let handles: Vec<_> =
+                        remaining.iter().map(|step| scope.spawn(|| gate::sbom(root, &plan, step))).collect();
                     handles.into_iter().map(|handle| handle.join().expect("an SBOM thread panicked")).collect()
                 });
                 for (step, result) in remaining.iter().zip(results) {

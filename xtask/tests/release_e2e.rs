@@ -192,6 +192,16 @@ fn release_minor_of_all_services_then_refuse_the_same_release() {
     }
 }
 
+/// `release --resume`, which must succeed; its output.
+fn resume(clone: &Path, registry: &str, organization: &str) -> Output {
+    let output =
+        release_in(clone, &["release", "--resume", "--registry", registry, "--organization", organization, "--yes"])
+            .output()
+            .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    output
+}
+
 /// A registry of this test's own, stopped with the guard.
 struct OwnRegistry {
     address: String,
@@ -289,13 +299,7 @@ fn a_release_stopped_mid_publish_resumes_to_the_same_end_state() {
         stderr(&output)
     );
 
-    let output = release_in(
-        clone.path(),
-        &["release", "--resume", "--registry", &registry.address, "--organization", organization, "--yes"],
-    )
-    .output()
-    .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
+    let output = resume(clone.path(), &registry.address, organization);
     assert!(stderr(&output).contains("resuming the release of v3.1.0"));
     assert_released(clone.path(), &registry.address, organization);
     let record: Value =
@@ -379,13 +383,7 @@ fn sigterm_stops_a_release_cleanly_and_sigkill_leaves_it_resumable() {
     assert!(!clone.path().join("target/xtask/release/lock.json").exists(), "the lock is released");
     let builds = Command::new("pgrep").args(["-f", "rel-term/.*v3.1.0-dev"]).output().unwrap();
     assert!(builds.stdout.is_empty(), "no build is left running: {}", String::from_utf8_lossy(&builds.stdout));
-    let output = release_in(
-        clone.path(),
-        &["release", "--resume", "--registry", &registry.address, "--organization", "rel-term", "--yes"],
-    )
-    .output()
-    .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
+    resume(clone.path(), &registry.address, "rel-term");
     assert_released(clone.path(), &registry.address, "rel-term");
 
     // SIGKILL while publishing: nothing can clean up, the next start explains, --resume finishes.
@@ -412,12 +410,6 @@ fn sigterm_stops_a_release_cleanly_and_sigkill_leaves_it_resumable() {
         "{}",
         stderr(&output)
     );
-    let output = release_in(
-        clone.path(),
-        &["release", "--resume", "--registry", &registry.address, "--organization", "rel-kill", "--yes"],
-    )
-    .output()
-    .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
+    resume(clone.path(), &registry.address, "rel-kill");
     assert_released(clone.path(), &registry.address, "rel-kill");
 }

@@ -61,6 +61,9 @@ pub struct ImageManifest {
 /// The parts of an image config this tool checks.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ImageConfig {
+    /// When the image was made (RFC 3339).
+    #[serde(default)]
+    pub created: Option<String>,
     #[serde(default)]
     pub config: RuntimeConfig,
 }

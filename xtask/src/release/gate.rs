@@ -8,6 +8,7 @@ use anyhow::Context;
 
 use super::Plan;
 use crate::error::PolicyRefusal;
+use crate::manifest::Platform;
 use crate::process::Cmd;
 use crate::registry::Client;
 use crate::registry::oci::{self, ImageConfig};
@@ -21,19 +22,26 @@ pub fn evidence_directory(plan: &Plan) -> String {
     format!("target/xtask/release/{}", plan.version)
 }
 
+/// Where a scan report or SBOM of one service and platform is kept; the commands write there
+/// and the gate reads from there.
+fn evidence_file(plan_version: &str, kind: &str, service: &str, platform: Platform) -> String {
+    let extension = if kind == "sbom" { "cdx.json" } else { "json" };
+    format!("target/xtask/release/{plan_version}/{kind}/{service}-{}.{extension}", platform.arch())
+}
+
 /// The scanner commands of one service: one per platform, each writing its report.
 pub fn scan_commands(
     plan_version: &str,
     policy: &Policy,
     image: &str,
     service: &str,
-    platforms: &[crate::manifest::Platform],
+    platforms: &[Platform],
     insecure: bool,
 ) -> Vec<Cmd> {
     platforms
         .iter()
         .filter_map(|platform| {
-            let report = format!("target/xtask/release/{plan_version}/scan/{service}-{}.json", platform.arch());
+            let report = evidence_file(plan_version, "scan", service, *platform);
             policy.scanner.command(image, platform.as_str(), &report, insecure)
         })
         .collect()
@@ -44,13 +52,13 @@ pub fn sbom_commands(
     plan_version: &str,
     image: &str,
     service: &str,
-    platforms: &[crate::manifest::Platform],
+    platforms: &[Platform],
     insecure: bool,
 ) -> Vec<Cmd> {
     platforms
         .iter()
         .map(|platform| {
-            let file = format!("target/xtask/release/{plan_version}/sbom/{service}-{}.cdx.json", platform.arch());
+            let file = evidence_file(plan_version, "sbom", service, *platform);
             Cmd::new("syft")
                 .args([
                     format!("registry:{image}"),
@@ -77,18 +85,11 @@ pub fn run(root: &Path, plan: &Plan, policy: &Policy, client: &Client, today: &s
         problems.extend(
             image_problems(client, &path, &plan.build_tag)?.into_iter().map(|problem| format!("{service}: {problem}")),
         );
-        for command in &step.commands {
+        // One command per platform, in the plan's platform order (none when scanning is off).
+        for (platform, command) in plan.platforms.iter().zip(&step.commands) {
             eprintln!("$ {command}");
             command.read(root).with_context(|| format!("scan {service}"))?;
-            let report = command
-                .args
-                .iter()
-                .skip_while(|arg| *arg != "--output" && *arg != "--file")
-                .nth(1)
-                .cloned()
-                .unwrap_or_default();
-            let platform =
-                command.args.iter().skip_while(|arg| *arg != "--platform").nth(1).cloned().unwrap_or_default();
+            let report = evidence_file(&plan.version, "scan", service, *platform);
             let text = std::fs::read_to_string(root.join(&report))
                 .with_context(|| format!("read the scan report {report}"))?;
             let target = format!("{}/{path}:{}@{platform}", plan.registry, plan.build_tag);
@@ -158,11 +159,11 @@ fn remove_staging(plan: &Plan, client: &Client) -> anyhow::Result<()> {
 }
 
 /// Runs syft for one service; returns the SBOM files written.
-pub fn sbom(root: &Path, step: &super::Step) -> anyhow::Result<Vec<String>> {
+pub fn sbom(root: &Path, plan: &Plan, step: &super::Step) -> anyhow::Result<Vec<String>> {
+    let service = &step.id["sbom:".len()..];
     let mut files = Vec::new();
-    for command in &step.commands {
-        let output =
-            command.args.iter().find_map(|arg| arg.strip_prefix("cyclonedx-json=")).unwrap_or_default().to_string();
+    for (platform, command) in plan.platforms.iter().zip(&step.commands) {
+        let output = evidence_file(&plan.version, "sbom", service, *platform);
         std::fs::create_dir_all(root.join(&output).parent().unwrap())?;
         eprintln!("$ {command}");
         command.read(root).with_context(|| step.description.clone())?;
