@@ -44,6 +44,8 @@ pub struct BuildRequest {
     pub registry_cache: bool,
     /// Each service's input digest, recorded as an index annotation (build avoidance).
     pub input_digests: Vec<(String, String)>,
+    /// Push without a tag, by digest only (for `publish --from-digests` to join).
+    pub push_by_digest: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +96,19 @@ pub fn dev_tag(manifest: &Manifest, revision: &Revision) -> String {
     format!("v{}-dev-{}", manifest.release.version, revision.short_sha)
 }
 
+/// The OCI annotations of a service's index, which registries such as GHCR show.
+pub fn oci_annotations(manifest: &Manifest, service: &Service, version: &str) -> Vec<(String, String)> {
+    [
+        ("description", crate::docs::short_description(manifest, service)),
+        ("source", manifest.project.source.clone()),
+        ("version", version.to_string()),
+        ("licenses", manifest.project.license.clone()),
+    ]
+    .into_iter()
+    .map(|(key, value)| (format!("org.opencontainers.image.{key}"), value))
+    .collect()
+}
+
 /// `<registry>/<org>/<service>` with the request's overrides applied.
 pub fn repository(manifest: &Manifest, request: &BuildRequest, service: &Service) -> String {
     manifest
@@ -134,6 +149,12 @@ pub fn plan(
     if request.registry_cache && !capabilities.multi_platform_build() {
         bail!(
             "builder `{}` (driver docker on the classic image store) cannot export a registry cache: enable the containerd image store or use a docker-container builder (--builder), or drop --registry-cache",
+            capabilities.builder
+        );
+    }
+    if request.push_by_digest && capabilities.driver == "docker" {
+        bail!(
+            "builder `{}` (driver docker) cannot push by digest: create a docker-container builder (`docker buildx create --name runner --driver docker-container`) and pass --builder runner, or push a per-platform --tag with --digest-file",
             capabilities.builder
         );
     }
@@ -183,36 +204,37 @@ pub fn plan(
         for (name, value) in [("VERSION", label_version), ("REVISION", &revision.sha), ("CREATED", &revision.created)] {
             common.extend(["--build-arg".to_string(), format!("{name}={value}")]);
         }
-        // Registries such as GHCR show these annotations of the index (or of a single manifest).
-        let short = crate::docs::short_description(manifest, service);
-        let annotations = [
-            ("description", short.as_str()),
-            ("source", manifest.project.source.as_str()),
-            ("version", label_version),
-            ("licenses", manifest.project.license.as_str()),
-        ];
+        let annotations = oci_annotations(manifest, service, label_version);
         let input_digest =
             request.input_digests.iter().find(|(name, _)| *name == service.name).map(|(_, digest)| digest);
         let annotate = |level: &str| -> Vec<String> {
             let mut args: Vec<String> = annotations
                 .iter()
-                .flat_map(|(key, value)| {
-                    ["--annotation".to_string(), format!("{level}:org.opencontainers.image.{key}={value}")]
-                })
+                .flat_map(|(key, value)| ["--annotation".to_string(), format!("{level}:{key}={value}")])
                 .collect();
             if let Some(digest) = input_digest {
                 args.extend(["--annotation".to_string(), format!("{level}:{}={digest}", crate::inputs::ANNOTATION)]);
             }
             args
         };
-        let output = if request.push { "--push" } else { "--load" };
         let buildx = |platforms: &[Platform], tag: &str, metadata: &str| {
             let platform_list: Vec<&str> = platforms.iter().map(|platform| platform.as_str()).collect();
+            let output = if request.push_by_digest {
+                // No tag: the image is only reachable by the digest the metadata file reports.
+                let name = tag.rsplit_once(':').map_or(tag, |(name, _)| name);
+                vec![
+                    "--output".to_string(),
+                    format!("type=image,name={name},push-by-digest=true,name-canonical=true,push=true"),
+                ]
+            } else {
+                vec!["--tag".to_string(), tag.to_string(), if request.push { "--push" } else { "--load" }.to_string()]
+            };
             Cmd::new("docker")
                 .args(["buildx", "build", "--progress", "plain", "--platform", &platform_list.join(",")])
                 .args(common.iter().cloned())
                 .args(annotate(if platforms.len() > 1 { "index" } else { "manifest" }))
-                .args(["--tag", tag, output, "--metadata-file", metadata, &service.path])
+                .args(output)
+                .args(["--metadata-file", metadata, &service.path])
         };
         let metadata_file = format!("{WORK_DIR}/{}.metadata.json", service.name);
         let (steps, metadata_file) = match strategy {
@@ -314,54 +336,24 @@ pub fn execute(root: &Path, plan: &BuildPlan, jobs: usize) -> anyhow::Result<Vec
     Ok(built)
 }
 
-/// How many times a build step runs when the registry fails it transiently.
-const PUSH_ATTEMPTS: u32 = 3;
-
-/// A push that failed on the registry's side for a passing reason (distribution answers 500
-/// when it reads a tag another request is writing; 429 and 502-504 come and go).
-fn is_transient_registry_error(output: &str) -> bool {
-    const MARKERS: [&str; 7] = [
-        "500 Internal Server Error",
-        "502 Bad Gateway",
-        "503 Service Unavailable",
-        "504 Gateway Timeout",
-        "429 Too Many Requests",
-        "connection reset by peer",
-        "i/o timeout",
-    ];
-    MARKERS.iter().any(|marker| output.contains(marker))
-}
-
-fn build_one(root: &Path, image: &ImageBuild, progress: &Progress) -> anyhow::Result<BuiltImage> {
+pub fn build_one(root: &Path, image: &ImageBuild, progress: &Progress) -> anyhow::Result<BuiltImage> {
     let platforms: Vec<&str> = image.platforms.iter().map(|platform| platform.arch()).collect();
     let task = progress.start(&image.service, &format!("building {} for {}", image.image, platforms.join(", ")));
     let log = root.join(&image.log_file);
     std::fs::write(&log, "").with_context(|| format!("create {}", image.log_file))?;
     for step in &image.steps {
-        let mut attempt = 1;
-        loop {
-            let result = step.run_logged(root, &log, |line| {
+        // The build is cached, so a retry only redoes the push.
+        let run = || {
+            step.run_logged(root, &log, |line| {
                 // buildx's plain progress numbers its steps: `#7 [build 3/5] RUN npm ci`.
                 if line.starts_with('#') && line.contains('[') {
                     task.update(line);
                 }
-            });
-            match result {
-                Ok(()) => break,
-                // The build is cached, so a retry only redoes the push.
-                Err(error) if attempt < PUSH_ATTEMPTS && is_transient_registry_error(&format!("{error:#}")) => {
-                    task.note(&format!(
-                        "the registry failed the push transiently; retrying (attempt {} of {PUSH_ATTEMPTS})",
-                        attempt + 1
-                    ));
-                    std::thread::sleep(std::time::Duration::from_secs(1 << attempt));
-                    attempt += 1;
-                }
-                Err(error) => {
-                    task.finish("FAILED");
-                    return Err(error);
-                }
-            }
+            })
+        };
+        if let Err(error) = crate::retry::transient(run, |note| task.note(note)) {
+            task.finish("FAILED");
+            return Err(error);
         }
     }
     let digest = image

@@ -96,11 +96,31 @@ FROM {base}
 fn render_rust(out: &mut String, manifest: &Manifest, service: &Service, base: &str, build_base: &str) {
     let binary = format!("/usr/local/bin/{}", service.name);
     out.push_str(&format!(
-        "# Compiling depends on the target architecture, so this stage runs on the target platform.
-FROM {build_base} AS build
+        "# Compiled on the build machine's own platform for the target's triple (a cross linker when
+# they differ), so no step runs under emulation; the final stage only copies the binary.
+FROM --platform=$BUILDPLATFORM {build_base} AS build
+ARG BUILDARCH
+ARG TARGETARCH
+ENV CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \\
+    CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER=x86_64-linux-gnu-gcc
+# The cross toolchain is the build base's own Debian release's, so its versions follow the base.
+# hadolint ignore=DL3008
+RUN case \"$TARGETARCH\" in \\
+      amd64) triple=x86_64-unknown-linux-gnu; gnu=x86-64-linux-gnu ;; \\
+      arm64) triple=aarch64-unknown-linux-gnu; gnu=aarch64-linux-gnu ;; \\
+      *) echo \"no Rust target for $TARGETARCH\" >&2; exit 1 ;; \\
+    esac \\
+ && if [ \"$TARGETARCH\" != \"$BUILDARCH\" ]; then \\
+      apt-get update \\
+      && apt-get install -y --no-install-recommends \"gcc-$gnu\" \"libc6-dev-$TARGETARCH-cross\" \\
+      && rm -rf /var/lib/apt/lists/*; \\
+    fi \\
+ && rustup target add \"$triple\" \\
+ && echo \"$triple\" > /rust-target
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked && cp target/release/{name} {binary}
+RUN cargo build --release --locked --target \"$(cat /rust-target)\" \\
+ && cp \"target/$(cat /rust-target)/release/{name}\" {binary}
 
 FROM {base}
 ",
@@ -254,11 +274,13 @@ mod tests {
     }
 
     #[test]
-    fn rust_service() {
+    fn rust_service_cross_compiles_on_the_build_platform() {
         let manifest = manifest_with(
             "name = \"db-migrator\"\ndescription = \"Schema migrations\"\nkind = \"rust\"\npath = \"services/db-migrator\"\nport = 9000",
         );
-        insta::assert_snapshot!(render(&manifest, &manifest.services[0]).unwrap());
+        let dockerfile = render(&manifest, &manifest.services[0]).unwrap();
+        assert!(emulated_runs(&dockerfile).is_empty(), "nothing runs under QEMU: {dockerfile}");
+        insta::assert_snapshot!("rust_service", dockerfile);
     }
 
     #[test]

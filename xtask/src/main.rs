@@ -6,6 +6,7 @@ mod build;
 mod changelog;
 mod cleanup;
 mod codegen;
+mod digests;
 mod dockerfile;
 mod docs;
 mod doctor;
@@ -27,7 +28,9 @@ mod reference;
 mod registry;
 mod release;
 mod retention;
+mod retry;
 mod scan;
+mod scheduler;
 mod tags;
 #[cfg(test)]
 mod test_server;
@@ -229,6 +232,7 @@ impl EngineArgs {
             no_cache: self.no_cache,
             registry_cache: self.registry_cache,
             input_digests: Vec::new(),
+            push_by_digest: false,
         })
     }
 }
@@ -473,6 +477,10 @@ struct PublishArgs {
     /// The built image to publish, a tag in the same repository (default: v<manifest version>-dev-<short sha>).
     #[arg(long, value_name = "TAG")]
     from: Option<String>,
+    /// Join the per-platform images that `build --digest-file` recorded (every *.json file in
+    /// DIR) into one index per service, tag it as the --from tag, then publish it.
+    #[arg(long, value_name = "DIR")]
+    from_digests: Option<std::path::PathBuf>,
     #[command(flatten)]
     target: TargetArgs,
     /// Print the plan (every tag and the digest it will hold) and write nothing.
@@ -530,11 +538,23 @@ fn run_publish(root: &std::path::Path, manifest: &Manifest, args: &PublishArgs) 
             }
         }
     }
+    let records = args.from_digests.as_deref().map(digests::read_dir).transpose()?;
     // Every service is planned (and any refusal raised) before the first tag is written.
     let mut plans = Vec::new();
+    let mut joined = Vec::new();
     for service in &services {
         let path = registry.path(&service.name);
-        let snapshot = publish::snapshot(&client, &path, &source, &version, platforms)?;
+        let snapshot = match &records {
+            None => publish::snapshot(&client, &path, &source, &version, platforms)?,
+            Some(records) => {
+                let mine: Vec<_> = records.iter().filter(|record| record.service == service.name).cloned().collect();
+                let annotations = build::oci_annotations(manifest, service, version.0.to_string().as_str());
+                let (index, children) =
+                    digests::join(&client, &path, &registry.repository(&service.name), &mine, platforms, &annotations)?;
+                joined.push((path.clone(), index.clone()));
+                publish::snapshot_of(&client, &path, index, children, &version, platforms)?
+            }
+        };
         plans.push(publish::plan(
             &service.name,
             &registry.repository(&service.name),
@@ -545,6 +565,12 @@ fn run_publish(root: &std::path::Path, manifest: &Manifest, args: &PublishArgs) 
         )?);
     }
     if !args.dry_run {
+        for (path, index) in &joined {
+            client
+                .put_manifest(path, &source, index)
+                .with_context(|| format!("tag the joined index as {path}:{source}"))?;
+            eprintln!("{path}: joined the platform images as {source} ({})", index.digest);
+        }
         for plan in &plans {
             publish::execute(&client, &registry.path(&plan.service), plan)?;
         }
@@ -618,6 +644,14 @@ struct BuildArgs {
     /// Tag to give the images instead of vX.Y.Z-dev-<short sha>.
     #[arg(long, value_name = "TAG")]
     tag: Option<String>,
+    /// With --push: record each pushed image's digest, per platform, in this JSON file, for
+    /// `publish --from-digests` to join the builds of several machines.
+    #[arg(long, value_name = "FILE")]
+    digest_file: Option<std::path::PathBuf>,
+    /// With --push: push without any tag, by digest only (needs a builder other than the
+    /// docker driver, such as docker-container); use with --digest-file.
+    #[arg(long)]
+    push_by_digest: bool,
     #[command(flatten)]
     engine: EngineArgs,
     /// Print the plan (every command) and run nothing.
@@ -648,6 +682,10 @@ impl BuildArgs {
             reference::validate_tag(tag).map_err(|message| bad_input(format!("--tag: {message}")))?;
         }
         request.push = self.push;
+        request.push_by_digest = self.push_by_digest;
+        if self.push_by_digest && !self.push {
+            return Err(bad_input("--push-by-digest is a way to push: add --push"));
+        }
         Ok(request)
     }
 }
@@ -675,7 +713,27 @@ fn run_build(root: &std::path::Path, manifest: &Manifest, args: &BuildArgs) -> a
         }
         return Ok(());
     }
+    if args.digest_file.is_some() && !request.push {
+        return Err(bad_input("--digest-file records pushed images: add --push"));
+    }
     let built = build::execute(root, &plan, args.engine.jobs())?;
+    if let Some(file) = &args.digest_file {
+        let mut records = Vec::new();
+        for (image, done) in plan.images.iter().zip(&built) {
+            let digest =
+                done.digest.clone().with_context(|| format!("buildx reported no digest for {}", image.image))?;
+            let service = manifest.select(std::slice::from_ref(&image.service))?.remove(0);
+            for platform in &image.platforms {
+                records.push(digests::DigestRecord {
+                    service: image.service.clone(),
+                    repository: build::repository(manifest, &request, service),
+                    platform: *platform,
+                    digest: digest.clone(),
+                });
+            }
+        }
+        digests::write(file, &records)?;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&built)?);
     } else {

@@ -135,6 +135,19 @@ pub fn snapshot(
             .with_context(|| format!("{repository_path}@{digest} ({platform}) is missing from the registry"))?;
         children.push((platform, child));
     }
+    snapshot_of(client, repository_path, index, children, version, platforms)
+}
+
+/// The snapshot of a repository for publishing `source` (an index not necessarily tagged yet,
+/// as one joined from digest files) with its platform images `children`.
+pub fn snapshot_of(
+    client: &Client,
+    repository_path: &str,
+    source: Manifest,
+    children: Vec<(Platform, Manifest)>,
+    version: &ReleaseVersion,
+    platforms: &[Platform],
+) -> anyhow::Result<Snapshot> {
     let tags = client.list_tags(repository_path)?;
     let mut exact_digests = Vec::new();
     let (planned, _) = tags::plan_tags(version, platforms, &[]);
@@ -146,7 +159,7 @@ pub fn snapshot(
             }
         }
     }
-    Ok(Snapshot { source: index, children, tags, exact_digests })
+    Ok(Snapshot { source, children, tags, exact_digests })
 }
 
 /// Writes the plan, one PUT per tag, then reads every tag back: a tag that now holds another

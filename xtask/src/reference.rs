@@ -132,7 +132,7 @@ pub fn validate_tag(tag: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn validate_digest(digest: &str) -> Result<(), String> {
+pub fn validate_digest(digest: &str) -> Result<(), String> {
     let valid = digest.split_once(':').is_some_and(|(algorithm, hex)| {
         algorithm == "sha256"
             && hex.len() == 64

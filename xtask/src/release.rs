@@ -358,6 +358,24 @@ pub fn prepare(root: &Path, manifest: &Manifest, options: &Options, client: &Cli
             policy.scanner.program().map_or("check".to_string(), |program| format!("check and scan ({program})"));
         steps.push(Step::new(format!("scan:{}", image.service), format!("{what} {}", image.image), commands));
     }
+    if policy.sbom {
+        for (service, from) in &sources {
+            let repository = registry.repository(service);
+            let commands = gate::sbom_commands(
+                &version.to_string(),
+                &format!("{repository}:{from}"),
+                &repository,
+                service,
+                &manifest.release.platforms,
+                insecure,
+            );
+            steps.push(Step::new(
+                format!("sbom:{service}"),
+                format!("CycloneDX SBOM of {repository}:{version}"),
+                commands,
+            ));
+        }
+    }
     for service in &services {
         let existing: Vec<ReleaseVersion> = client
             .list_tags(&registry.path(&service.name))?
@@ -380,14 +398,6 @@ pub fn prepare(root: &Path, manifest: &Manifest, options: &Options, client: &Cli
             format!("verify {}:{version}", registry.repository(&service.name)),
             Vec::new(),
         ));
-    }
-    if policy.sbom {
-        for service in &services {
-            let image = format!("{}:{version}", registry.repository(&service.name));
-            let commands =
-                gate::sbom_commands(&version.to_string(), &image, &service.name, &manifest.release.platforms, insecure);
-            steps.push(Step::new(format!("sbom:{}", service.name), format!("CycloneDX SBOM of {image}"), commands));
-        }
     }
 
     // The files the release changes.
@@ -502,7 +512,8 @@ pub fn run(root: &Path, manifest: &Manifest, options: &Options, client: &Client)
         }
         let plan = {
             let _section = Section::start("preflight and plan");
-            prepare(root, manifest, options, client)?
+            prepare(root, manifest, options, client)
+                .context("the release did not start (no file, tag or registry entry was changed)")?
         };
         if options.dry_run {
             print_plan(&plan, options.json)?;
@@ -607,60 +618,9 @@ fn execute(root: &Path, journal: &mut Journal, paths: &Paths, client: &Client, j
         }
         let kind = step.id.split(':').next().unwrap_or_default();
         match kind {
-            "build" => {
-                // Every remaining build at once, in parallel.
-                let _section = Section::start("build");
-                let remaining: Vec<_> = plan
-                    .build
-                    .images
-                    .iter()
-                    .filter(|image| !journal.is_done(&format!("build:{}", image.service)))
-                    .cloned()
-                    .collect();
-                build::execute(root, &BuildPlan { images: remaining.clone(), ..plan.build.clone() }, jobs)?;
-                for image in remaining {
-                    journal.finish(paths, &format!("build:{}", image.service))?;
-                }
-            }
-            "scan" => {
-                let _section = Section::start("scan gate");
-                let findings = gate::run(root, &plan, &plan.scan, client, &today_utc())?;
-                journal.scan_summary = Some(match plan.scan.scanner.program() {
-                    Some(program) => {
-                        let at_threshold =
-                            findings.iter().filter(|finding| finding.severity >= plan.scan.fail_on).count();
-                        format!(
-                            "{program}: {} findings, {at_threshold} at {} or above, each allowed by the policy; image configs checked",
-                            findings.len(),
-                            plan.scan.fail_on
-                        )
-                    }
-                    None => {
-                        "image configs checked; vulnerability scanning is off ([scan] scanner = \"none\")".to_string()
-                    }
-                });
-                for scan_step in plan.steps.iter().filter(|step| step.id.starts_with("scan:")) {
-                    journal.finish(paths, &scan_step.id)?;
-                }
-            }
-            "reuse" => journal.finish(paths, &step.id)?,
-            "sbom" => {
-                // Every remaining SBOM at once: syft spends its time reading the registry.
-                let _section = Section::start("sbom");
-                let remaining: Vec<&Step> = plan
-                    .steps
-                    .iter()
-                    .filter(|step| step.id.starts_with("sbom:") && !journal.is_done(&step.id))
-                    .collect();
-                let results: Vec<anyhow::Result<Vec<String>>> = std::thread::scope(|scope| {
-                    let handles: Vec<_> =
-                        remaining.iter().map(|step| scope.spawn(|| gate::sbom(root, &plan, step))).collect();
-                    handles.into_iter().map(|handle| handle.join().expect("an SBOM thread panicked")).collect()
-                });
-                for (step, result) in remaining.iter().zip(results) {
-                    journal.attachments.extend(result?);
-                    journal.finish(paths, &step.id)?;
-                }
+            "build" | "reuse" | "scan" | "sbom" => {
+                let _section = Section::start("build, check and SBOM");
+                build_and_check(root, journal, paths, client, jobs)?;
             }
             "publish" => {
                 let _section = Section::start("publish");
@@ -703,6 +663,117 @@ fn execute(root: &Path, journal: &mut Journal, paths: &Paths, client: &Client, j
                 journal.finish(paths, &step.id)?;
             }
         }
+    }
+    Ok(())
+}
+
+/// One task of the build-and-check pipeline.
+enum Task<'a> {
+    Build(&'a build::ImageBuild),
+    Check(&'a str),
+    Sbom(&'a Step),
+}
+
+/// Builds, checks, scans and makes the SBOMs of every service not yet done, as one pipeline of
+/// at most `jobs` tasks at a time: a service's checks start as soon as its image is in the
+/// registry, and its SBOM once they pass, while others still build. Then the gate judges every
+/// service together: nothing is tagged for release unless all passed.
+fn build_and_check(
+    root: &Path,
+    journal: &mut Journal,
+    paths: &Paths,
+    client: &Client,
+    jobs: usize,
+) -> anyhow::Result<()> {
+    let plan = journal.plan.clone();
+    let done_before = journal.done.clone();
+    let pending = |id: String| plan.steps.iter().find(|step| step.id == id && !done_before.contains(&step.id));
+    // A service's image in the registry is checked, then (if it passed) gets its SBOM.
+    let sbom = |service: &str| pending(format!("sbom:{service}")).map(Task::Sbom).into_iter().collect::<Vec<_>>();
+    let followers = |service: &str| -> Vec<Task> {
+        match pending(format!("scan:{service}")) {
+            Some(step) => vec![Task::Check(&step.id["scan:".len()..])],
+            None => sbom(service),
+        }
+    };
+    let today = today_utc();
+    // Set once a service fails the gate: the release will be refused, so no SBOM starts.
+    let refused = std::sync::atomic::AtomicBool::new(false);
+    let mut initial = Vec::new();
+    for image in &plan.build.images {
+        match pending(format!("build:{}", image.service)) {
+            Some(_) => initial.push(Task::Build(image)),
+            None => initial.extend(followers(&image.service)),
+        }
+    }
+    for step in plan.steps.iter().filter(|step| step.id.starts_with("reuse:")) {
+        initial.extend(followers(&step.id["reuse:".len()..]));
+        journal.finish(paths, &step.id)?;
+    }
+    std::fs::create_dir_all(root.join(build::WORK_DIR)).with_context(|| format!("create {}", build::WORK_DIR))?;
+    let progress = crate::progress::Progress::new();
+    let shared = std::sync::Mutex::new((&mut *journal, Vec::new(), Vec::new()));
+    let outcome = crate::scheduler::run(jobs, initial, |task| match task {
+        Task::Build(image) => {
+            build::build_one(root, image, &progress).with_context(|| format!("build {}", image.service))?;
+            shared.lock().unwrap().0.finish(paths, &format!("build:{}", image.service))?;
+            Ok(followers(&image.service))
+        }
+        Task::Check(service) => {
+            let (problems, findings) = gate::check(root, &plan, client, service)?;
+            let blocked = !problems.is_empty()
+                || crate::scan::judge(&findings, &plan.scan, &today)
+                    .iter()
+                    .any(|(_, verdict)| crate::scan::blocks(verdict));
+            refused.fetch_or(blocked, std::sync::atomic::Ordering::SeqCst);
+            let mut shared = shared.lock().unwrap();
+            shared.1.extend(problems);
+            shared.2.extend(findings);
+            Ok(if blocked { Vec::new() } else { sbom(service) })
+        }
+        Task::Sbom(_) if refused.load(std::sync::atomic::Ordering::SeqCst) => Ok(Vec::new()),
+        Task::Sbom(step) => {
+            let files = gate::sbom(root, &plan, step)?;
+            let mut shared = shared.lock().unwrap();
+            shared.0.attachments.extend(files);
+            shared.0.finish(paths, &step.id)?;
+            Ok(Vec::new())
+        }
+    });
+    let (_, problems, findings) = shared.into_inner().unwrap();
+    eprintln!(
+        "{} builds, checks and SBOMs: {:.1}s of work done in {:.1}s, at most {jobs} at once",
+        outcome.tasks,
+        outcome.busy.as_secs_f64(),
+        outcome.wall.as_secs_f64()
+    );
+    let errors = outcome.errors;
+    if !errors.is_empty() {
+        let message = errors.iter().map(|error| format!("{error:#}")).collect::<Vec<_>>().join("\n");
+        if crate::process::interrupted() {
+            return Err(anyhow::Error::new(crate::process::Interrupted).context(message));
+        }
+        bail!(message);
+    }
+    let scans: Vec<&Step> =
+        plan.steps.iter().filter(|step| step.id.starts_with("scan:") && !journal.is_done(&step.id)).collect();
+    if scans.is_empty() {
+        return Ok(());
+    }
+    let findings = gate::judge(&plan, client, problems, findings, &today)?;
+    journal.scan_summary = Some(match plan.scan.scanner.program() {
+        Some(program) => {
+            let at_threshold = findings.iter().filter(|finding| finding.severity >= plan.scan.fail_on).count();
+            format!(
+                "{program}: {} findings, {at_threshold} at {} or above, each allowed by the policy; image configs checked",
+                findings.len(),
+                plan.scan.fail_on
+            )
+        }
+        None => "image configs checked; vulnerability scanning is off ([scan] scanner = \"none\")".to_string(),
+    });
+    for step in scans {
+        journal.finish(paths, &step.id)?;
     }
     Ok(())
 }

@@ -143,3 +143,94 @@ fn serve_and_get(image: &str, path: &str) -> String {
     let _ = std::process::Command::new("docker").args(["rm", "-f", &name]).output();
     answer.unwrap_or_else(|| panic!("{image} did not answer {url} within 20s"))
 }
+
+/// The CI shape of a build spread over machines: one runner per platform builds and pushes the
+/// frontend with `--digest-file`; a final job joins the digest files with
+/// `publish --from-digests` into the full tag scheme.
+#[test]
+fn per_platform_builds_joined_from_digest_files() {
+    let Some(registry) = test_registry() else { return };
+    let organization = format!("digests-{}", std::process::id());
+    let repository = format!("{organization}/frontend");
+    let digests = tempfile::tempdir().unwrap();
+    let target = ["--registry", &registry, "--organization", &organization];
+    let mut runner_images = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let file = digests.path().join(format!("frontend-{arch}.json"));
+        let tag = format!("v3.1.0-runner-{arch}");
+        let output =
+            run(xtask(
+                &[
+                    &[
+                        "build",
+                        "--service",
+                        "frontend",
+                        "--platform",
+                        &format!("linux/{arch}"),
+                        "--push",
+                        "--tag",
+                        &tag,
+                    ][..],
+                    &target,
+                    &["--base-mirror", &registry, "--network", "host", "--digest-file", file.to_str().unwrap()],
+                ]
+                .concat(),
+            ));
+        assert!(output.status.success(), "the {arch} runner's build");
+        let records: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        assert_eq!(records[0]["platform"], format!("linux/{arch}"));
+        assert_eq!(records[0]["repository"], format!("{registry}/{repository}"));
+        // What the runner pushed: the platform image, possibly in an index with its attestation.
+        let pushed = manifest(&registry, &repository, records[0]["digest"].as_str().unwrap());
+        let image = match index_platforms(&pushed).as_slice() {
+            [] => records[0]["digest"].as_str().unwrap().to_string(),
+            [(platform, digest)] => {
+                assert_eq!(platform, &format!("linux/{arch}"));
+                digest.clone()
+            }
+            more => panic!("one platform per runner, got {more:?}"),
+        };
+        runner_images.push((format!("linux/{arch}"), image));
+    }
+    let publish = |directory: &std::path::Path, extra: &[&str]| {
+        run(xtask(
+            &[
+                &["publish", "--version", "v3.1.0", "--service", "frontend", "--from", "v3.1.0-joined"][..],
+                &target,
+                &["--from-digests", directory.to_str().unwrap()],
+                extra,
+            ]
+            .concat(),
+        ))
+    };
+
+    // One runner's file missing: refused, nothing written.
+    let partial = tempfile::tempdir().unwrap();
+    std::fs::copy(digests.path().join("frontend-amd64.json"), partial.path().join("frontend-amd64.json")).unwrap();
+    let before = tag_digests(&registry, &repository);
+    let refused = publish(partial.path(), &[]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("no digest file records a linux/arm64 image"));
+    assert_eq!(tag_digests(&registry, &repository), before, "nothing written");
+
+    // The dry run shows the plan and writes nothing.
+    let dry_run = publish(digests.path(), &["--dry-run"]);
+    assert!(dry_run.status.success());
+    assert_eq!(tag_digests(&registry, &repository), before, "a dry run writes nothing");
+
+    let output = publish(digests.path(), &[]);
+    assert!(output.status.success(), "publish --from-digests");
+    let tags = tag_digests(&registry, &repository);
+    let index_digest = digest_of(&tags, "v3.1.0").expect("v3.1.0");
+    let index = manifest(&registry, &repository, &index_digest);
+    assert_eq!(index_platforms(&index), runner_images, "the index joins exactly what the runners pushed");
+    assert_eq!(index["annotations"]["org.opencontainers.image.version"], "3.1.0");
+    assert_eq!(digest_of(&tags, "v3.1.0-joined").as_ref(), Some(&index_digest), "the joined index is the source");
+    for tag in ["v3.1.0", "v3.1", "v3", "latest"] {
+        assert_eq!(digest_of(&tags, tag).as_ref(), Some(&index_digest), "{tag}");
+        for (platform, image) in &runner_images {
+            let arch = platform.trim_start_matches("linux/");
+            assert_eq!(digest_of(&tags, &format!("{tag}-{arch}")).as_ref(), Some(image), "{tag}-{arch}");
+        }
+    }
+}

@@ -129,14 +129,31 @@ fn release_minor_of_all_services_then_refuse_the_same_release() {
     );
     assert_released(clone.path(), &registry, organization);
 
-    // The real run executed exactly the planned steps, in order.
+    // The real run executed exactly the planned steps, each after what it needs: a service's
+    // scan and SBOM after its build (overlapping other builds), every tag after every gate.
     let record: Value =
         serde_json::from_str(&std::fs::read_to_string(clone.path().join("target/xtask/release/v3.1.0.json")).unwrap())
             .unwrap();
     assert_eq!(record["plan"], plan, "the journal's plan is the dry run's plan");
-    let planned: Vec<&Value> = plan["steps"].as_array().unwrap().iter().map(|step| &step["id"]).collect();
-    let done: Vec<&Value> = record["done"].as_array().unwrap().iter().collect();
-    assert_eq!(done, planned);
+    let mut planned: Vec<&str> =
+        plan["steps"].as_array().unwrap().iter().map(|step| step["id"].as_str().unwrap()).collect();
+    let done: Vec<&str> = record["done"].as_array().unwrap().iter().map(|id| id.as_str().unwrap()).collect();
+    let at = |id: &str| done.iter().position(|done| *done == id).unwrap_or_else(|| panic!("{id} was not done"));
+    let last_gate = done.iter().rposition(|id| id.starts_with("scan:") || id.starts_with("sbom:")).unwrap();
+    let first_publish = done.iter().position(|id| id.starts_with("publish:")).unwrap();
+    assert!(last_gate < first_publish, "no tag before every gate passed: {done:?}");
+    for service in SERVICES {
+        for after in ["scan", "sbom"] {
+            assert!(at(&format!("build:{service}")) < at(&format!("{after}:{service}")), "{done:?}");
+        }
+        assert!(at(&format!("publish:{service}")) < at(&format!("verify:{service}")), "{done:?}");
+        assert!(at(&format!("verify:{service}")) < at("write-files"), "{done:?}");
+    }
+    assert!(at("write-files") < at("git-commit") && at("git-commit") < at("git-tag"), "{done:?}");
+    let mut done_sorted = done.clone();
+    done_sorted.sort();
+    planned.sort();
+    assert_eq!(done_sorted, planned, "every planned step done, once");
 
     // The same release from another clone: refused before any build, nothing changed.
     let before = tag_digests(&registry, &format!("{organization}/battle-service"));

@@ -75,6 +75,7 @@ fn multi_platform_push_through_a_mirror_on_the_host_network() {
         no_cache: false,
         registry_cache: true,
         input_digests: Vec::new(),
+        push_by_digest: false,
     };
     let plan = plan_for(&request, &containerd_engine()).unwrap();
     assert_eq!(plan.strategy, Strategy::MultiPlatform);
@@ -162,11 +163,25 @@ fn an_unknown_service_is_bad_input() {
 }
 
 #[test]
-fn only_passing_registry_failures_are_retried() {
-    assert!(is_transient_registry_error(
-        "#18 ERROR: unexpected status from HEAD request to http://127.0.0.1:5055/v2/x/manifests/t: 500 Internal Server Error"
-    ));
-    assert!(!is_transient_registry_error(
-        "ERROR: failed to solve: process \"/bin/sh -c npm ci\" did not complete successfully: exit code: 1"
-    ));
+fn push_by_digest_needs_a_builder_that_can_and_names_no_tag() {
+    let request = BuildRequest {
+        platforms: Some(vec![Platform::LinuxArm64]),
+        push: true,
+        push_by_digest: true,
+        ..BuildRequest::default()
+    };
+    let error = plan_for(&request, &containerd_engine()).unwrap_err().to_string();
+    assert!(error.contains("cannot push by digest") && error.contains("docker-container"), "{error}");
+
+    let container = Capabilities { builder: "runner".into(), driver: "docker-container".into(), ..containerd_engine() };
+    let plan = plan_for(&request, &container).unwrap();
+    let command = plan.images[2].steps[0].to_string();
+    assert!(
+        command.contains(
+            "--output type=image,name=docker.io/battlescope/battle-service,push-by-digest=true,name-canonical=true,push=true"
+        ),
+        "{command}"
+    );
+    assert!(!command.contains("--tag") && !command.contains("--push"), "{command}");
+    assert!(command.contains("--metadata-file target/xtask/build/battle-service.metadata.json"), "{command}");
 }

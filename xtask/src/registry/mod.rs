@@ -380,7 +380,7 @@ impl Client {
                 ),
                 Ok(reply) if matches!(reply.status, 429 | 500 | 502 | 503 | 504) => {
                     let wait = retry_after(&reply.headers);
-                    (format!("HTTP {} {}", reply.status, reply.error_text()), wait)
+                    (format!("HTTP {} {}", reply.status, reply.error_text()).trim_end().to_string(), wait)
                 }
                 Ok(reply) => return Ok(reply),
                 Err(error) if is_transient(&error) => (error.to_string(), None),

@@ -61,6 +61,10 @@ pub struct ImageManifest {
 /// The parts of an image config this tool checks.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ImageConfig {
+    #[serde(default)]
+    pub architecture: String,
+    #[serde(default)]
+    pub os: String,
     /// When the image was made (RFC 3339).
     #[serde(default)]
     pub created: Option<String>,

@@ -47,10 +47,13 @@ pub fn scan_commands(
         .collect()
 }
 
-/// syft's commands for one service: a CycloneDX SBOM per platform of the released image.
+/// syft's commands for one service: a CycloneDX SBOM per platform of the image the release
+/// publishes, read from the tag it is published from (so SBOMs are made while other services
+/// still build), named as the release.
 pub fn sbom_commands(
     plan_version: &str,
-    image: &str,
+    source_image: &str,
+    released_repository: &str,
     service: &str,
     platforms: &[Platform],
     insecure: bool,
@@ -61,9 +64,13 @@ pub fn sbom_commands(
             let file = evidence_file(plan_version, "sbom", service, *platform);
             Cmd::new("syft")
                 .args([
-                    format!("registry:{image}"),
+                    format!("registry:{source_image}"),
                     "--platform".into(),
                     platform.as_str().into(),
+                    "--source-name".into(),
+                    released_repository.into(),
+                    "--source-version".into(),
+                    plan_version.into(),
                     "--output".into(),
                     format!("cyclonedx-json={file}"),
                 ])
@@ -73,31 +80,43 @@ pub fn sbom_commands(
         .collect()
 }
 
-/// Checks and scans every built service; refuses (exit 3) naming each problem, after removing
-/// the staging tags of everything built.
-pub fn run(root: &Path, plan: &Plan, policy: &Policy, client: &Client, today: &str) -> anyhow::Result<Vec<Finding>> {
+/// Checks and scans one built service: what its image config says against the rules, and the
+/// scanner's findings for every platform (judged later, with every other service's).
+pub fn check(root: &Path, plan: &Plan, client: &Client, service: &str) -> anyhow::Result<(Vec<String>, Vec<Finding>)> {
     std::fs::create_dir_all(root.join(evidence_directory(plan)).join("scan"))?;
-    let mut problems = Vec::new();
+    let path = format!("{}/{service}", plan.organization);
+    let problems = image_problems(client, &path, &plan.build_tag)?
+        .into_iter()
+        .map(|problem| format!("{service}: {problem}"))
+        .collect();
     let mut findings = Vec::new();
-    for step in plan.steps.iter().filter(|step| step.id.starts_with("scan:")) {
-        let service = &step.id["scan:".len()..];
-        let path = format!("{}/{service}", plan.organization);
-        problems.extend(
-            image_problems(client, &path, &plan.build_tag)?.into_iter().map(|problem| format!("{service}: {problem}")),
-        );
-        // One command per platform, in the plan's platform order (none when scanning is off).
-        for (platform, command) in plan.platforms.iter().zip(&step.commands) {
-            eprintln!("$ {command}");
-            command.read(root).with_context(|| format!("scan {service}"))?;
-            let report = evidence_file(&plan.version, "scan", service, *platform);
-            let text = std::fs::read_to_string(root.join(&report))
-                .with_context(|| format!("read the scan report {report}"))?;
-            let target = format!("{}/{path}:{}@{platform}", plan.registry, plan.build_tag);
-            findings.extend(
-                policy.scanner.parse(&text, &target).with_context(|| format!("read the scan report {report}"))?,
-            );
-        }
+    let step = plan.steps.iter().find(|step| step.id == format!("scan:{service}"));
+    // One command per platform, in the plan's platform order (none when scanning is off).
+    for (platform, command) in plan.platforms.iter().zip(step.map(|step| step.commands.as_slice()).unwrap_or_default())
+    {
+        eprintln!("$ {command}");
+        crate::retry::transient(|| command.read(root), |note| eprintln!("{command}: {note}"))
+            .with_context(|| format!("scan {service}"))?;
+        let report = evidence_file(&plan.version, "scan", service, *platform);
+        let text =
+            std::fs::read_to_string(root.join(&report)).with_context(|| format!("read the scan report {report}"))?;
+        let target = format!("{}/{path}:{}@{platform}", plan.registry, plan.build_tag);
+        findings
+            .extend(plan.scan.scanner.parse(&text, &target).with_context(|| format!("read the scan report {report}"))?);
     }
+    Ok((problems, findings))
+}
+
+/// The gate: every service's problems and findings judged together against the policy. On a
+/// refusal (exit 3) naming each problem, the staging tags of everything built are removed first.
+pub fn judge(
+    plan: &Plan,
+    client: &Client,
+    problems: Vec<String>,
+    findings: Vec<Finding>,
+    today: &str,
+) -> anyhow::Result<Vec<Finding>> {
+    let policy = &plan.scan;
     let judged = scan::judge(&findings, policy, today);
     let blocked = judged.iter().any(|(_, verdict)| scan::blocks(verdict));
     if problems.is_empty() && !blocked {
@@ -166,7 +185,8 @@ pub fn sbom(root: &Path, plan: &Plan, step: &super::Step) -> anyhow::Result<Vec<
         let output = evidence_file(&plan.version, "sbom", service, *platform);
         std::fs::create_dir_all(root.join(&output).parent().unwrap())?;
         eprintln!("$ {command}");
-        command.read(root).with_context(|| step.description.clone())?;
+        crate::retry::transient(|| command.read(root), |note| eprintln!("{command}: {note}"))
+            .with_context(|| step.description.clone())?;
         let text = std::fs::read_to_string(root.join(&output)).with_context(|| format!("read {output}"))?;
         let document: serde_json::Value =
             serde_json::from_str(&text).with_context(|| format!("{output} is not JSON"))?;

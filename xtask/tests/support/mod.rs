@@ -2,6 +2,8 @@
 //! registry of the test run, and reading what is in it without the tool's own code.
 #![allow(dead_code, reason = "each test binary uses part of this module")]
 
+pub mod fault_proxy;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
