@@ -161,7 +161,7 @@ pub fn set_images(text: &str, file: &str, managed: &Managed, tag: &str) -> anyho
         let separator = if anchor.is_empty() { "" } else { " " };
         let new_value = format!("{anchor}{separator}{quote}{name}:{tag}{quote}");
         lines[index].replace_range(line.value_start..line.value_end, &new_value);
-        ensure_pull_policy(&mut lines, index, line.column);
+        ensure_pull_policy(&mut lines, index, line.column, file)?;
         ensure_pull_secret(&mut lines, index, line.column, file)?;
         index += 1;
     }
@@ -177,17 +177,26 @@ pub fn set_images(text: &str, file: &str, managed: &Managed, tag: &str) -> anyho
     Ok(result)
 }
 
-fn ensure_pull_policy(lines: &mut Vec<String>, image_line: usize, column: usize) {
+fn ensure_pull_policy(lines: &mut Vec<String>, image_line: usize, column: usize, file: &str) -> anyhow::Result<()> {
     let range = mapping_range(lines, image_line, column);
     match find_key(lines, range, column, "imagePullPolicy") {
         Some(policy) => {
             let line = key_line(&lines[policy]).unwrap();
-            if lines[policy][line.value_start..line.value_end].trim_matches(['"', '\'']) != "IfNotPresent" {
+            let value = &lines[policy][line.value_start..line.value_end];
+            // An empty value is a block (or null): not a policy this editor can rewrite in place.
+            if value.is_empty() {
+                bail!(
+                    "{file}:{}: `imagePullPolicy:` has no value on its line; write `imagePullPolicy: IfNotPresent`",
+                    policy + 1
+                );
+            }
+            if value.trim_matches(['"', '\'']) != "IfNotPresent" {
                 lines[policy].replace_range(line.value_start..line.value_end, "IfNotPresent");
             }
         }
         None => lines.insert(image_line + 1, format!("{}imagePullPolicy: IfNotPresent", " ".repeat(column))),
     }
+    Ok(())
 }
 
 fn ensure_pull_secret(lines: &mut Vec<String>, image_line: usize, column: usize, file: &str) -> anyhow::Result<()> {

@@ -870,12 +870,25 @@ impl Checker<'_> {
                 PathKind::Directory => (full.is_dir(), "directory"),
                 PathKind::File => (full.is_file(), "file"),
             };
+            let escapes = full
+                .canonicalize()
+                .ok()
+                .zip(root.canonicalize().ok())
+                .is_some_and(|(real, root)| !real.starts_with(root));
             if !exists {
                 self.problem(
                     raw,
                     key,
                     format!("{what} `{text}` does not exist"),
                     "create it, or correct the path (relative to the repository root)",
+                );
+            } else if escapes {
+                // The release would read and write through the link, outside the repository.
+                self.problem(
+                    raw,
+                    key,
+                    format!("`{text}` leads outside the repository through a symbolic link"),
+                    "replace the link with the files themselves",
                 );
             }
         }

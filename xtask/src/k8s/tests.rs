@@ -155,3 +155,13 @@ fn r12_problems_are_named_with_their_line() {
         "{problems:#?}"
     );
 }
+
+/// Found by the corpus fuzzer (fuzz.rs): a policy key whose value is a block was rewritten into
+/// `imagePullPolicy:IfNotPresent`, which is no key at all, so a second run added another one.
+#[test]
+fn a_pull_policy_without_a_value_is_refused_with_its_line() {
+    let text = "spec:\n  containers:\n    - name: web\n      image: docker.io/battlescope/frontend:v3.0.0\n      imagePullPolicy:\n        - name: http\n";
+    let managed = Managed { hosts: vec!["docker.io"], paths: vec!["battlescope/frontend".into()] };
+    let error = set_images(text, "deployment.yaml", &managed, "v3.1.0").unwrap_err().to_string();
+    assert!(error.contains("deployment.yaml:5: `imagePullPolicy:` has no value"), "{error}");
+}

