@@ -162,8 +162,8 @@ pub fn set_images(text: &str, file: &str, managed: &Managed, tag: &str) -> anyho
         let new_value = format!("{anchor}{separator}{quote}{name}:{tag}{quote}");
         lines[index].replace_range(line.value_start..line.value_end, &new_value);
         ensure_pull_policy(&mut lines, index, line.column, file)?;
-        ensure_pull_secret(&mut lines, index, line.column, file)?;
-        index += 1;
+        // Lines added above the image move it down: step past it, so each image is edited once.
+        index += ensure_pull_secret(&mut lines, index, line.column, file)? + 1;
     }
     if found == 0 {
         bail!(
@@ -199,7 +199,9 @@ fn ensure_pull_policy(lines: &mut Vec<String>, image_line: usize, column: usize,
     Ok(())
 }
 
-fn ensure_pull_secret(lines: &mut Vec<String>, image_line: usize, column: usize, file: &str) -> anyhow::Result<()> {
+/// Adds the pull secret to the image's pod spec if missing; returns how many lines it added
+/// above `image_line`.
+fn ensure_pull_secret(lines: &mut Vec<String>, image_line: usize, column: usize, file: &str) -> anyhow::Result<usize> {
     // The pod spec is the mapping holding the `containers:` (or `initContainers:`) key above.
     let Some((containers, spec_column)) = (0..image_line).rev().find_map(|index| {
         key_line(&lines[index])
@@ -208,6 +210,12 @@ fn ensure_pull_secret(lines: &mut Vec<String>, image_line: usize, column: usize,
     }) else {
         bail!("{file}:{}: this image is not under a `containers:` list", image_line + 1);
     };
+    if key_line(&lines[containers]).is_some_and(|line| line.starts_item) {
+        bail!(
+            "{file}:{}: `containers:` opens a list item, so this is no pod spec the release can add `imagePullSecrets` to; make the pod spec a mapping",
+            containers + 1
+        );
+    }
     let range = mapping_range(lines, containers, spec_column);
     let item_column = (containers + 1..lines.len())
         .find_map(|index| indent_of(&lines[index]))
@@ -218,6 +226,7 @@ fn ensure_pull_secret(lines: &mut Vec<String>, image_line: usize, column: usize,
             let pad = " ".repeat(spec_column);
             lines.insert(containers, format!("{}- name: {PULL_SECRET}", " ".repeat(item_column)));
             lines.insert(containers, format!("{pad}imagePullSecrets:"));
+            Ok(2)
         }
         Some(secrets) => {
             let line = key_line(&lines[secrets]).unwrap();
@@ -239,14 +248,14 @@ fn ensure_pull_secret(lines: &mut Vec<String>, image_line: usize, column: usize,
                 let text = lines[index].trim_start().trim_start_matches("- ").trim();
                 text.strip_prefix("name:").is_some_and(|name| name.trim().trim_matches(['"', '\'']) == PULL_SECRET)
             });
-            if !named {
-                let entry_column =
-                    (secrets + 1..end).find_map(|index| indent_of(&lines[index])).unwrap_or(spec_column + 2);
-                lines.insert(secrets + 1, format!("{}- name: {PULL_SECRET}", " ".repeat(entry_column)));
+            if named {
+                return Ok(0);
             }
+            let entry_column = (secrets + 1..end).find_map(|index| indent_of(&lines[index])).unwrap_or(spec_column + 2);
+            lines.insert(secrets + 1, format!("{}- name: {PULL_SECRET}", " ".repeat(entry_column)));
+            Ok(usize::from(secrets < image_line))
         }
     }
-    Ok(())
 }
 
 /// R12's rules for every managed image in a Kubernetes file: a version tag (never `latest`,

@@ -165,3 +165,20 @@ fn a_pull_policy_without_a_value_is_refused_with_its_line() {
     let error = set_images(text, "deployment.yaml", &managed, "v3.1.0").unwrap_err().to_string();
     assert!(error.contains("deployment.yaml:5: `imagePullPolicy:` has no value"), "{error}");
 }
+
+/// Found by the corpus fuzzer: lines added above an image made the editor visit it again, and
+/// where the added key could not be found again (a pod spec opening a list item) it added it
+/// forever, until memory ran out. Each image is now edited once, and such a spec is refused.
+#[test]
+fn an_image_is_edited_once_and_a_list_item_pod_spec_is_refused() {
+    let managed = Managed { hosts: vec!["docker.io"], paths: vec!["battlescope/frontend".into()] };
+    let odd = "spec:\n  - containers:\n    - name: web\n      image: docker.io/battlescope/frontend:v3.0.0\n";
+    let error = set_images(odd, "deployment.yaml", &managed, "v3.1.0").unwrap_err().to_string();
+    assert!(error.contains("deployment.yaml:2: `containers:` opens a list item"), "{error}");
+
+    let two = "spec:\n  containers:\n    - name: a\n      image: docker.io/battlescope/frontend:v3.0.0\n    - name: b\n      image: docker.io/battlescope/frontend:v3.0.0\n";
+    let edited = set_images(two, "deployment.yaml", &managed, "v3.1.0").unwrap();
+    assert_eq!(edited.matches("imagePullSecrets:").count(), 1, "{edited}");
+    assert_eq!(edited.matches("imagePullPolicy: IfNotPresent").count(), 2, "{edited}");
+    assert_eq!(set_images(&edited, "deployment.yaml", &managed, "v3.1.0").unwrap(), edited);
+}
