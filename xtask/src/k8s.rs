@@ -61,7 +61,8 @@ fn key_line(line: &str) -> Option<KeyLine> {
     let value_len = if let Some(quote) = value_text.chars().next().filter(|c| *c == '"' || *c == '\'') {
         value_text[1..].find(quote).map_or(value_text.len(), |end| end + 2)
     } else {
-        value_text.find(" #").unwrap_or(value_text.len()).min(value_text.trim_end().len())
+        // Up to a comment, without the spaces before it.
+        value_text.find(" #").map_or(value_text, |end| &value_text[..end]).trim_end().len()
     };
     Some(KeyLine {
         column,
@@ -70,6 +71,14 @@ fn key_line(line: &str) -> Option<KeyLine> {
         value_start: value_offset,
         value_end: value_offset + value_len,
     })
+}
+
+/// Whether text follows the value on its line that is neither blank nor a comment (`'a'b`):
+/// no valid YAML, and nothing this editor can rewrite in place.
+fn junk_after_value(line: &str, key: &KeyLine) -> bool {
+    let rest = &line[key.value_end..];
+    let comment = rest.starts_with([' ', '\t']) && rest.trim_start().starts_with('#');
+    !(rest.trim().is_empty() || comment)
 }
 
 fn indent_of(line: &str) -> Option<usize> {
@@ -128,6 +137,9 @@ pub fn set_images(text: &str, file: &str, managed: &Managed, tag: &str) -> anyho
             index += 1;
             continue;
         };
+        if junk_after_value(&lines[index], &line) {
+            bail!("{file}:{}: text follows the image's value on its line; remove it", index + 1);
+        }
         let raw = lines[index][line.value_start..line.value_end].to_string();
         let (anchor, value) = match raw.strip_prefix('&') {
             Some(rest) => {
@@ -184,9 +196,9 @@ fn ensure_pull_policy(lines: &mut Vec<String>, image_line: usize, column: usize,
             let line = key_line(&lines[policy]).unwrap();
             let value = &lines[policy][line.value_start..line.value_end];
             // An empty value is a block (or null): not a policy this editor can rewrite in place.
-            if value.is_empty() {
+            if value.is_empty() || junk_after_value(&lines[policy], &line) {
                 bail!(
-                    "{file}:{}: `imagePullPolicy:` has no value on its line; write `imagePullPolicy: IfNotPresent`",
+                    "{file}:{}: `imagePullPolicy:` has no single value on its line; write `imagePullPolicy: IfNotPresent`",
                     policy + 1
                 );
             }

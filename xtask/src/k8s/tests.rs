@@ -163,7 +163,14 @@ fn a_pull_policy_without_a_value_is_refused_with_its_line() {
     let text = "spec:\n  containers:\n    - name: web\n      image: docker.io/battlescope/frontend:v3.0.0\n      imagePullPolicy:\n        - name: http\n";
     let managed = Managed { hosts: vec!["docker.io"], paths: vec!["battlescope/frontend".into()] };
     let error = set_images(text, "deployment.yaml", &managed, "v3.1.0").unwrap_err().to_string();
-    assert!(error.contains("deployment.yaml:5: `imagePullPolicy:` has no value"), "{error}");
+    assert!(error.contains("deployment.yaml:5: `imagePullPolicy:` has no single value"), "{error}");
+    // Also found by the fuzzer: text after a quoted value stayed behind the new one.
+    let junk = text.replace("imagePullPolicy:\n        - name: http\n", "imagePullPolicy: ''ext:\n");
+    let error = set_images(&junk, "deployment.yaml", &managed, "v3.1.0").unwrap_err().to_string();
+    assert!(error.contains("deployment.yaml:5: `imagePullPolicy:` has no single value"), "{error}");
+    let junk = text.replace("docker.io/battlescope/frontend:v3.0.0", "'docker.io/battlescope/frontend:v3.0.0'x");
+    let error = set_images(&junk, "deployment.yaml", &managed, "v3.1.0").unwrap_err().to_string();
+    assert!(error.contains("deployment.yaml:4: text follows the image's value"), "{error}");
 }
 
 /// Found by the corpus fuzzer: lines added above an image made the editor visit it again, and
@@ -181,4 +188,14 @@ fn an_image_is_edited_once_and_a_list_item_pod_spec_is_refused() {
     assert_eq!(edited.matches("imagePullSecrets:").count(), 1, "{edited}");
     assert_eq!(edited.matches("imagePullPolicy: IfNotPresent").count(), 2, "{edited}");
     assert_eq!(set_images(&edited, "deployment.yaml", &managed, "v3.1.0").unwrap(), edited);
+}
+
+/// Found by the corpus fuzzer: the spaces between a plain value and its comment were taken as
+/// part of the value, so a correct policy was rewritten (and the spaces lost).
+#[test]
+fn spaces_before_a_comment_are_not_part_of_the_value() {
+    let text = "spec:\n  imagePullSecrets:\n    - name: docker-hub-creds\n  containers:\n    - name: web\n      image: docker.io/battlescope/frontend:v3.0.0   # the release sets this\n      imagePullPolicy: IfNotPresent   # keep\n";
+    let managed = Managed { hosts: vec!["docker.io"], paths: vec!["battlescope/frontend".into()] };
+    let edited = set_images(text, "deployment.yaml", &managed, "v3.1.0").unwrap();
+    assert_eq!(edited, text.replace(":v3.0.0", ":v3.1.0"));
 }
