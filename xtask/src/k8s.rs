@@ -128,8 +128,10 @@ fn find_key(lines: &[String], (start, end): (usize, usize), column: usize, key: 
 
 /// Sets every managed image in `text` to `tag`. `file` names the file in errors.
 pub fn set_images(text: &str, file: &str, managed: &Managed, tag: &str) -> anyhow::Result<String> {
-    let newline = if text.contains("\r\n") { "\r\n" } else { "\n" };
-    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let newline = line_ending(text, file)?;
+    let body = text.strip_suffix(newline).unwrap_or(text);
+    let mut lines: Vec<String> =
+        if body.is_empty() { Vec::new() } else { body.split(newline).map(str::to_string).collect() };
     let mut found = 0;
     let mut index = 0;
     while index < lines.len() {
@@ -187,6 +189,20 @@ pub fn set_images(text: &str, file: &str, managed: &Managed, tag: &str) -> anyho
         result.push_str(newline);
     }
     Ok(result)
+}
+
+/// The file's one line ending: every edit keeps it. Mixed endings (or a bare carriage return,
+/// which YAML also reads as a line break) are refused rather than silently normalized.
+fn line_ending(text: &str, file: &str) -> anyhow::Result<&'static str> {
+    let crlf = text.matches("\r\n").count();
+    let (cr, lf) = (text.matches('\r').count(), text.matches('\n').count());
+    match (crlf, cr, lf) {
+        (0, 0, _) => Ok("\n"),
+        (crlf, cr, lf) if crlf == cr && crlf == lf => Ok("\r\n"),
+        _ => bail!(
+            "{file}: mixes line endings (Windows CRLF, Unix LF or bare CR); convert it to one kind, for example with `dos2unix {file}`"
+        ),
+    }
 }
 
 fn ensure_pull_policy(lines: &mut Vec<String>, image_line: usize, column: usize, file: &str) -> anyhow::Result<()> {

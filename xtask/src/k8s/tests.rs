@@ -199,3 +199,22 @@ fn spaces_before_a_comment_are_not_part_of_the_value() {
     let edited = set_images(text, "deployment.yaml", &managed, "v3.1.0").unwrap();
     assert_eq!(edited, text.replace(":v3.0.0", ":v3.1.0"));
 }
+
+/// Found by the 5,000,000-case corpus fuzz: a bare carriage return at the end of a file made the
+/// first run end lines with LF and the second with CRLF. One kind of line ending is kept; mixed
+/// ones are refused.
+#[test]
+fn mixed_line_endings_are_refused_and_one_kind_is_kept() {
+    let managed = Managed { hosts: vec!["docker.io"], paths: vec!["battlescope/frontend".into()] };
+    let text = "spec:\n  containers:\n    - name: web\n      image: docker.io/battlescope/frontend:v3.0.0\n";
+    for mixed in [text.replacen('\n', "\r\n", 1), format!("{text}\r"), text.replacen('\n', "\r", 1)] {
+        let error = set_images(&mixed, "deployment.yaml", &managed, "v3.1.0").unwrap_err().to_string();
+        assert!(error.contains("deployment.yaml: mixes line endings"), "{mixed:?}: {error}");
+    }
+    let crlf = text.replace('\n', "\r\n");
+    let edited = set_images(&crlf, "deployment.yaml", &managed, "v3.1.0").unwrap();
+    assert_eq!(edited.matches("\r\n").count(), edited.matches('\n').count(), "{edited:?}");
+    let unterminated = text.trim_end();
+    let edited = set_images(unterminated, "deployment.yaml", &managed, "v3.1.0").unwrap();
+    assert!(!edited.ends_with('\n') && edited.contains(":v3.1.0"), "{edited:?}");
+}
