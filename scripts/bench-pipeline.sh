@@ -5,24 +5,7 @@
 # cores, at most 4) and --jobs 8 (more than the cores). Prints each wall time, the tool's own
 # "work vs wall" line, and the ratios against --jobs 1.
 # Usage: scripts/bench-pipeline.sh [MIRROR_HOST:PORT]
-set -euo pipefail
-shopt -s inherit_errexit
-cd "$(dirname "$0")/.."
-repo=$(pwd)
-work=$(mktemp -d)
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-cargo build -q -p xtask
-xtask=$repo/target/debug/xtask
-port=$(free_port)
-registry=$("$xtask" local-registry start --port "$port" --dir "$work/registry")
-cleanup() { "$xtask" local-registry stop --port "$port" --dir "$work/registry" >/dev/null 2>&1 || true; [ -n "${mirror_port:-}" ] && "$xtask" local-registry stop --port "$mirror_port" --dir "$work/mirror" >/dev/null 2>&1; rm -rf "$work"; }
-trap cleanup EXIT
-if [ $# -ge 1 ]; then mirror=$1; else
-  mirror_port=$(free_port); mirror=$("$xtask" local-registry start --port "$mirror_port" --dir "$work/mirror")
-  scripts/seed-base-images.sh "$mirror" >/dev/null
-fi
-now() { date +%s.%N; }
-elapsed() { python3 -c "print(f'{$2 - $1:.1f}')"; }
+source "$(dirname "$0")/lib/release-bench.sh"
 
 release() { # <name> <args...>: a fresh clone released into its own organization; prints the wall time
   local name=$1; shift

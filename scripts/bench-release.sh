@@ -8,24 +8,7 @@
 # SBOMs are turned off in the benchmark's clones: syft's time is the same whichever way the
 # images were made, and would only dilute the comparison.
 # Usage: scripts/bench-release.sh [MIRROR_HOST:PORT]
-set -euo pipefail
-shopt -s inherit_errexit
-cd "$(dirname "$0")/.."
-repo=$(pwd)
-work=$(mktemp -d)
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-cargo build -q -p xtask
-xtask=$repo/target/debug/xtask
-port=$(free_port)
-registry=$("$xtask" local-registry start --port "$port" --dir "$work/registry")
-cleanup() { "$xtask" local-registry stop --port "$port" --dir "$work/registry" >/dev/null 2>&1 || true; [ -n "${mirror_port:-}" ] && "$xtask" local-registry stop --port "$mirror_port" --dir "$work/mirror" >/dev/null 2>&1; rm -rf "$work"; }
-trap cleanup EXIT
-if [ $# -ge 1 ]; then mirror=$1; else
-  mirror_port=$(free_port); mirror=$("$xtask" local-registry start --port "$mirror_port" --dir "$work/mirror")
-  scripts/seed-base-images.sh "$mirror" >/dev/null
-fi
-now() { date +%s.%N; }
-elapsed() { python3 -c "print(f'{$2 - $1:.1f}')"; }
+source "$(dirname "$0")/lib/release-bench.sh"
 
 clone() { # <dir>: this repository's commit, SBOMs off, ready to release
   git clone --quiet "$repo" "$1"

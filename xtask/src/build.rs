@@ -4,7 +4,6 @@
 
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
@@ -293,47 +292,36 @@ pub struct BuiltImage {
 pub fn execute(root: &Path, plan: &BuildPlan, jobs: usize) -> anyhow::Result<Vec<BuiltImage>> {
     std::fs::create_dir_all(root.join(WORK_DIR)).with_context(|| format!("create {WORK_DIR}"))?;
     let progress = Progress::new();
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    let outcomes: Mutex<Vec<Option<anyhow::Result<BuiltImage>>>> =
-        Mutex::new(plan.images.iter().map(|_| None).collect());
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.clamp(1, plan.images.len().max(1)) {
-            scope.spawn(|| {
-                while !failed.load(Ordering::SeqCst) {
-                    let index = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(image) = plan.images.get(index) else { break };
-                    let outcome = build_one(root, image, &progress);
-                    failed.fetch_or(outcome.is_err(), Ordering::SeqCst);
-                    outcomes.lock().unwrap()[index] = Some(outcome);
-                }
-            });
-        }
+    // Per image: not started (`None`), started (`Some(None)`), built.
+    let slots: Mutex<Vec<Option<Option<BuiltImage>>>> = Mutex::new(plan.images.iter().map(|_| None).collect());
+    let outcome = crate::scheduler::run(jobs, (0..plan.images.len()).collect(), |index| {
+        let image = &plan.images[index];
+        slots.lock().unwrap()[index] = Some(None);
+        let done = build_one(root, image, &progress).with_context(|| image.service.clone())?;
+        slots.lock().unwrap()[index] = Some(Some(done));
+        Ok(Vec::new())
     });
-    let (mut built, mut failures, mut not_started) = (Vec::new(), Vec::new(), Vec::new());
-    for (image, outcome) in plan.images.iter().zip(outcomes.into_inner().unwrap()) {
-        match outcome {
-            Some(Ok(done)) => built.push(done),
-            Some(Err(error)) => failures.push(format!("{}: {error:#}", image.service)),
-            None => not_started.push(image.service.as_str()),
+    let slots = slots.into_inner().unwrap();
+    if !outcome.errors.is_empty() {
+        let mut heading = format!("{} of {} builds failed", outcome.errors.len(), plan.images.len());
+        let names = |pick: fn(&Option<Option<BuiltImage>>) -> bool| -> Vec<&str> {
+            plan.images
+                .iter()
+                .zip(&slots)
+                .filter(|(_, slot)| pick(slot))
+                .map(|(image, _)| image.image.as_str())
+                .collect()
+        };
+        for (what, list) in
+            [("built", names(|slot| matches!(slot, Some(Some(_))))), ("not started", names(Option::is_none))]
+        {
+            if !list.is_empty() {
+                heading.push_str(&format!("; {what}: {}", list.join(", ")));
+            }
         }
+        outcome.into_result(heading)?;
     }
-    if !failures.is_empty() {
-        let mut message =
-            format!("{} of {} builds failed:\n{}", failures.len(), plan.images.len(), failures.join("\n"));
-        if !built.is_empty() {
-            let done: Vec<&str> = built.iter().map(|image| image.image.as_str()).collect();
-            message.push_str(&format!("\nbuilt: {}", done.join(", ")));
-        }
-        if !not_started.is_empty() {
-            message.push_str(&format!("\nnot started: {}", not_started.join(", ")));
-        }
-        if crate::process::interrupted() {
-            return Err(anyhow::Error::new(crate::process::Interrupted).context(message));
-        }
-        bail!(message);
-    }
-    Ok(built)
+    Ok(slots.into_iter().flatten().flatten().collect())
 }
 
 pub fn build_one(root: &Path, image: &ImageBuild, progress: &Progress) -> anyhow::Result<BuiltImage> {

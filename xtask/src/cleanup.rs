@@ -113,16 +113,14 @@ pub fn execute(
     jobs: usize,
 ) -> anyhow::Result<usize> {
     let (namespace, name) = path.split_once('/').unwrap_or(("library", path));
-    let referenced: Vec<&String> =
-        plan.deletions.iter().filter(|deletion| deletion.tags.is_empty()).map(|deletion| &deletion.target).collect();
-    let phases: [Vec<&retention::Deletion>; 2] = [
-        plan.deletions.iter().filter(|deletion| !referenced.contains(&&deletion.target)).collect(),
-        plan.deletions.iter().filter(|deletion| referenced.contains(&&deletion.target)).collect(),
-    ];
+    // Untagged entries are the children of what the first phase deletes: they go second.
+    let (untagged, tagged): (Vec<&retention::Deletion>, Vec<&retention::Deletion>) =
+        plan.deletions.iter().partition(|deletion| deletion.tags.is_empty());
+    let hub_api = hub::api_base();
     let done = AtomicUsize::new(0);
     let progress = crate::progress::Progress::new();
     let task = progress.start(name, &format!("deleting {} entries", plan.deletions.len()));
-    for phase in phases {
+    for phase in [tagged, untagged] {
         let next = AtomicUsize::new(0);
         let errors = Mutex::new(Vec::new());
         std::thread::scope(|scope| {
@@ -132,9 +130,7 @@ pub fn execute(
                         let result = match deletion.method {
                             Method::Digest => client.delete_manifest(path, &deletion.target),
                             Method::Tag => match hub_token {
-                                Some(token) => {
-                                    hub::delete_tag(&hub::api_base(), token, namespace, name, &deletion.target)
-                                }
+                                Some(token) => hub::delete_tag(&hub_api, token, namespace, name, &deletion.target),
                                 None => Err(anyhow::anyhow!(
                                     "deleting the tag {} needs ${}",
                                     deletion.target,

@@ -23,6 +23,15 @@ pub fn token_from_env() -> anyhow::Result<Secret> {
     }
 }
 
+/// An HTTP agent for the Hub API: statuses are read, not raised; every call is time-bounded.
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(30)))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
 /// `PATCH /v2/repositories/<namespace>/<name>/` with the short and full descriptions.
 pub fn update_repository(
     base: &str,
@@ -33,11 +42,7 @@ pub fn update_repository(
     full: &str,
 ) -> anyhow::Result<()> {
     let url = format!("{}/v2/repositories/{namespace}/{name}/", base.trim_end_matches('/'));
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(30)))
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent = agent();
     let body = serde_json::json!({ "description": short, "full_description": full }).to_string();
     let mut response = agent
         .patch(&url)
@@ -62,11 +67,7 @@ pub fn update_repository(
 /// this way (its registry API deletes nothing).
 pub fn delete_tag(base: &str, token: &Secret, namespace: &str, name: &str, tag: &str) -> anyhow::Result<()> {
     let url = format!("{}/v2/repositories/{namespace}/{name}/tags/{tag}/", base.trim_end_matches('/'));
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(30)))
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent = agent();
     let response = agent
         .delete(&url)
         .header("Authorization", format!("Bearer {}", token.expose()))

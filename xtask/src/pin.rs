@@ -12,7 +12,7 @@ use crate::reference::ImageRef;
 use crate::registry::Client;
 
 pub fn run(root: &Path, manifest: &Manifest, mirror: Option<&str>) -> anyhow::Result<()> {
-    let mut resolved: HashMap<String, String> = HashMap::new();
+    let mut resolver = BaseResolver::new(mirror);
     let mut pins = Vec::new();
     for service in manifest.services.iter().filter(|service| service.kind != Kind::Dockerfile) {
         let follows_base = service.kind != Kind::Rust && service.build_base == service.base;
@@ -26,15 +26,7 @@ pub fn run(root: &Path, manifest: &Manifest, mirror: Option<&str>) -> anyhow::Re
             if image.digest.is_some() {
                 continue;
             }
-            let digest = match resolved.get(value) {
-                Some(digest) => digest.clone(),
-                None => {
-                    let digest = resolve(&image, mirror)
-                        .with_context(|| format!("resolve {value} for service `{}`", service.name))?;
-                    resolved.insert(value.to_string(), digest.clone());
-                    digest
-                }
-            };
+            let digest = resolver.resolve(value).with_context(|| format!("for service `{}`", service.name))?;
             pins.push(Pin { service: service.name.clone(), key, value: format!("{value}@{digest}") });
         }
     }
@@ -55,11 +47,43 @@ pub fn run(root: &Path, manifest: &Manifest, mirror: Option<&str>) -> anyhow::Re
     crate::codegen::run(root, &reloaded, crate::codegen::Mode::Write)
 }
 
-/// The digest a base tag names now, from its registry or the mirror (same path).
-fn resolve(image: &ImageRef, mirror: Option<&str>) -> anyhow::Result<String> {
-    let host = mirror.unwrap_or(&image.registry);
-    let tag = image.tag.as_deref().unwrap_or("latest");
-    Client::new(host)?
-        .head_manifest(&image.repository, tag)?
-        .with_context(|| format!("{host}/{}:{tag} does not exist", image.repository))
+/// Resolves base image references to the digests their registry (or the mirror, same path)
+/// serves now: one client per host, one lookup per reference, failures remembered too (so one
+/// unreachable registry costs its retries once, not once per service).
+pub struct BaseResolver<'a> {
+    mirror: Option<&'a str>,
+    clients: HashMap<String, Client>,
+    digests: HashMap<String, Result<String, String>>,
+}
+
+impl<'a> BaseResolver<'a> {
+    pub fn new(mirror: Option<&'a str>) -> BaseResolver<'a> {
+        BaseResolver { mirror, clients: HashMap::new(), digests: HashMap::new() }
+    }
+
+    /// The digest `reference` names: its own when pinned, else the registry's answer for its tag.
+    pub fn resolve(&mut self, reference: &str) -> anyhow::Result<String> {
+        if let Some(known) = self.digests.get(reference) {
+            return known.clone().map_err(anyhow::Error::msg);
+        }
+        let result = self.lookup(reference).map_err(|error| format!("resolve {reference}: {error:#}"));
+        self.digests.insert(reference.to_string(), result.clone());
+        result.map_err(anyhow::Error::msg)
+    }
+
+    fn lookup(&mut self, reference: &str) -> anyhow::Result<String> {
+        let image = ImageRef::parse(reference).map_err(anyhow::Error::msg)?;
+        if let Some(digest) = image.digest {
+            return Ok(digest);
+        }
+        let host = self.mirror.unwrap_or(&image.registry).to_string();
+        let tag = image.tag.as_deref().unwrap_or("latest");
+        let client = match self.clients.entry(host.clone()) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => entry.insert(Client::new(&host)?),
+        };
+        client
+            .head_manifest(&image.repository, tag)?
+            .with_context(|| format!("{host}/{}:{tag} does not exist", image.repository))
+    }
 }

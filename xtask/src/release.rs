@@ -264,18 +264,11 @@ pub fn prepare(root: &Path, manifest: &Manifest, options: &Options, client: &Cli
     // Build avoidance: a service whose inputs equal those of the previous release's image is
     // not built again; that image gets the new tags.
     let previous_tag = format!("v{}", manifest.release.version);
-    let mut base_digests = std::collections::HashMap::new();
+    let mut bases = crate::pin::BaseResolver::new(options.build.base_mirror.as_deref());
     let mut to_build = Vec::new();
     let mut reused = Vec::new();
     for (service, (_, dockerfile)) in services.iter().zip(&dockerfiles) {
-        let input = input_digest(
-            root,
-            service,
-            dockerfile,
-            options.build.base_mirror.as_deref(),
-            &manifest.release.platforms,
-            &mut base_digests,
-        );
+        let input = input_digest(root, service, dockerfile, &manifest.release.platforms, &mut bases);
         match input {
             Some(digest)
                 if !options.rebuild
@@ -721,10 +714,7 @@ fn build_and_check(
         }
         Task::Check(service) => {
             let (problems, findings) = gate::check(root, &plan, client, service)?;
-            let blocked = !problems.is_empty()
-                || crate::scan::judge(&findings, &plan.scan, &today)
-                    .iter()
-                    .any(|(_, verdict)| crate::scan::blocks(verdict));
+            let blocked = gate::blocks(&problems, &findings, &plan.scan, &today);
             refused.fetch_or(blocked, std::sync::atomic::Ordering::SeqCst);
             let mut shared = shared.lock().unwrap();
             shared.1.extend(problems);
@@ -747,14 +737,8 @@ fn build_and_check(
         outcome.busy.as_secs_f64(),
         outcome.wall.as_secs_f64()
     );
-    let errors = outcome.errors;
-    if !errors.is_empty() {
-        let message = errors.iter().map(|error| format!("{error:#}")).collect::<Vec<_>>().join("\n");
-        if crate::process::interrupted() {
-            return Err(anyhow::Error::new(crate::process::Interrupted).context(message));
-        }
-        bail!(message);
-    }
+    let failed = outcome.errors.len();
+    outcome.into_result(format!("{failed} of the builds, checks and SBOMs failed"))?;
     let scans: Vec<&Step> =
         plan.steps.iter().filter(|step| step.id.starts_with("scan:") && !journal.is_done(&step.id)).collect();
     if scans.is_empty() {
@@ -788,24 +772,13 @@ fn input_digest(
     root: &Path,
     service: &crate::manifest::Service,
     dockerfile: &str,
-    mirror: Option<&str>,
     platforms: &[crate::manifest::Platform],
-    resolved: &mut std::collections::HashMap<String, Option<String>>,
+    resolver: &mut crate::pin::BaseResolver,
 ) -> Option<String> {
     let files = crate::inputs::context_files(root, &service.path).ok()?;
     let mut bases = Vec::new();
     for base in dockerfile::base_images(dockerfile) {
-        let digest = resolved
-            .entry(base.clone())
-            .or_insert_with(|| {
-                let image = crate::reference::ImageRef::parse(&base).ok()?;
-                if let Some(digest) = image.digest {
-                    return Some(digest);
-                }
-                let client = Client::new(mirror.unwrap_or(&image.registry)).ok()?;
-                client.head_manifest(&image.repository, image.tag.as_deref().unwrap_or("latest")).ok()?
-            })
-            .clone()?;
+        let digest = resolver.resolve(&base).ok()?;
         bases.push((base, digest));
     }
     let platforms: Vec<&str> = platforms.iter().map(|platform| platform.as_str()).collect();

@@ -70,8 +70,23 @@ pub fn run<T: Send>(jobs: usize, initial: Vec<T>, work: impl Fn(T) -> anyhow::Re
             });
         }
     });
-    let queue = queue.into_inner().unwrap();
+    let mut queue = queue.into_inner().unwrap();
+    // A signal between tasks fails none of them, yet leaves work undone: that is a failure too.
+    if queue.errors.is_empty() && !queue.waiting.is_empty() {
+        queue.errors.push(crate::process::Interrupted.into());
+    }
     Outcome { errors: queue.errors, tasks: queue.done, busy: queue.busy, wall: started.elapsed() }
+}
+
+impl Outcome {
+    /// `Ok` when every task succeeded; else one error listing every failure after `heading`,
+    /// whose chain is the first failure's (so an interruption still exits 130).
+    pub fn into_result(self, heading: String) -> anyhow::Result<()> {
+        let mut errors = self.errors.into_iter();
+        let Some(first) = errors.next() else { return Ok(()) };
+        let rest: Vec<String> = errors.map(|error| format!("\n{error:#}")).collect();
+        Err(first.context(format!("{heading}{}", rest.concat())))
+    }
 }
 
 #[cfg(test)]
@@ -100,6 +115,17 @@ mod tests {
             let position = |kind| done.iter().position(|task| *task == (kind, service)).unwrap();
             assert!(position("build") < position("scan") && position("build") < position("sbom"));
         }
+    }
+
+    #[test]
+    fn every_failure_is_listed_and_the_first_keeps_its_kind() {
+        let outcome = run(1, vec![1, 2], |task| {
+            if task == 1 { Err(crate::process::Interrupted.into()) } else { anyhow::bail!("task {task} failed") }
+        });
+        assert_eq!(outcome.errors.len(), 1, "the failure stops the rest");
+        let error = outcome.into_result("1 of 2 failed".into()).unwrap_err();
+        assert_eq!(crate::error::exit_code(&error), 130);
+        assert!(format!("{error:#}").starts_with("1 of 2 failed"), "{error:#}");
     }
 
     #[test]

@@ -107,6 +107,11 @@ pub fn check(root: &Path, plan: &Plan, client: &Client, service: &str) -> anyhow
     Ok((problems, findings))
 }
 
+/// Whether these image problems and findings fail the gate under `policy`.
+pub fn blocks(problems: &[String], findings: &[Finding], policy: &Policy, today: &str) -> bool {
+    !problems.is_empty() || scan::judge(findings, policy, today).iter().any(|(_, verdict)| scan::blocks(verdict))
+}
+
 /// The gate: every service's problems and findings judged together against the policy. On a
 /// refusal (exit 3) naming each problem, the staging tags of everything built are removed first.
 pub fn judge(
@@ -117,11 +122,11 @@ pub fn judge(
     today: &str,
 ) -> anyhow::Result<Vec<Finding>> {
     let policy = &plan.scan;
-    let judged = scan::judge(&findings, policy, today);
-    let blocked = judged.iter().any(|(_, verdict)| scan::blocks(verdict));
-    if problems.is_empty() && !blocked {
+    if !blocks(&problems, &findings, policy, today) {
         return Ok(findings);
     }
+    let judged = scan::judge(&findings, policy, today);
+    let blocked = judged.iter().any(|(_, verdict)| scan::blocks(verdict));
     remove_staging(plan, client)?;
     let mut message = format!(
         "the scan gate refused {}: nothing was tagged for release (the build's staging tags were removed)",
