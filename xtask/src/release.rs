@@ -484,7 +484,7 @@ pub fn run(root: &Path, manifest: &Manifest, options: &Options, client: &Client)
     let paths = Paths::new(root);
     let mut journal = if options.resume {
         let journal = Journal::load(&paths)?.ok_or_else(|| {
-            bad_input("there is no unfinished release to resume (no journal in target/xtask/release/)")
+            bad_input(format!("there is no unfinished release to resume (no journal in {}/)", state::DIRECTORY))
         })?;
         eprintln!(
             "resuming the release of {}: {} of {} steps were done",

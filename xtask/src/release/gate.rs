@@ -19,14 +19,14 @@ pub const REQUIRED_LABELS: [&str; 7] = ["title", "description", "version", "revi
 
 /// Where the scan reports and SBOMs of a release go.
 pub fn evidence_directory(plan: &Plan) -> String {
-    format!("target/xtask/release/{}", plan.version)
+    format!("{}/{}", super::state::DIRECTORY, plan.version)
 }
 
 /// Where a scan report or SBOM of one service and platform is kept; the commands write there
 /// and the gate reads from there.
 fn evidence_file(plan_version: &str, kind: &str, service: &str, platform: Platform) -> String {
     let extension = if kind == "sbom" { "cdx.json" } else { "json" };
-    format!("target/xtask/release/{plan_version}/{kind}/{service}-{}.{extension}", platform.arch())
+    format!("{}/{plan_version}/{kind}/{service}-{}.{extension}", super::state::DIRECTORY, platform.arch())
 }
 
 /// The scanner commands of one service: one per platform, each writing its report.

@@ -10,6 +10,9 @@ use super::Plan;
 
 pub const RESUME_COMMAND: &str = "cargo xtask release --resume";
 
+/// Where releases keep their journal, lock and evidence, relative to the repository root.
+pub const DIRECTORY: &str = "target/xtask/release";
+
 pub struct Paths {
     pub directory: PathBuf,
     pub lock: PathBuf,
@@ -18,7 +21,7 @@ pub struct Paths {
 
 impl Paths {
     pub fn new(root: &Path) -> Paths {
-        let directory = root.join("target/xtask/release");
+        let directory = root.join(DIRECTORY);
         Paths { lock: directory.join("lock.json"), journal: directory.join("journal.json"), directory }
     }
 
